@@ -1,0 +1,660 @@
+"""Video loading (uniform frame sampling with PyAV) and preprocessing.
+
+A video reaches the model as ``M`` frames sampled uniformly in time, each
+preprocessed like an image (see :mod:`groundinggpt.media.image`). Temporal
+grounding answers are expressed in seconds, so every returned frame carries its
+presentation timestamp and the clip carries its duration.
+
+Sampling
+    Frame ``i`` of ``M`` is the frame *on screen* at ``t_i = D * (i + 0.5) / M``
+    (``D`` = duration), i.e. the last frame whose timestamp is ``<= t_i``; only
+    when nothing is on screen yet (``t_i`` before the first frame) the first
+    frame after ``t_i`` is used. Segment midpoints (rather than ``i * D / M``)
+    treat the start and end of the video symmetrically and never ask for a time
+    at or past the end; "on screen at" (rather than "nearest") makes ``M`` equal to
+    the frame count of a constant-rate video return every frame exactly once, and
+    is well defined for variable frame rates. All times come from ``pts *
+    time_base`` (exact fractions), never from an assumed constant fps.
+
+Decoding strategy
+    Long videos are sampled by seeking to the keyframe before each target and
+    decoding forward; short ones (at most ``2 * M`` frames) are decoded once from
+    the start, see :func:`load_video`. While seeking, a target that is closer to
+    the decoder's position than seeks have been landing before their targets is
+    reached by decoding on instead (a seek would land on a keyframe already
+    passed and decode the same frames again).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from groundinggpt.errors import MediaError
+from groundinggpt.media.image import (
+    CLIP_MEAN,
+    CLIP_STD,
+    DEFAULT_IMAGE_SIZE,
+    describe_source,
+    normalize_frames,
+    resize_for_clip,
+)
+
+__all__ = [
+    "DEFAULT_NUM_FRAMES",
+    "ProcessedVideo",
+    "VideoClip",
+    "VideoSource",
+    "load_video",
+    "preprocess_video",
+    "sample_times",
+    "write_video",
+]
+
+logger = logging.getLogger(__name__)
+
+#: Frames sampled per video by default.
+DEFAULT_NUM_FRAMES = 64
+
+#: What :func:`load_video` accepts: a filesystem path or the encoded file's bytes.
+VideoSource = str | os.PathLike | bytes
+
+# Short videos are decoded sequentially when they have at most this many source
+# frames per requested frame (see load_video).
+_SEQUENTIAL_FRAMES_PER_SAMPLE = 2
+
+# FFmpeg demuxers that render text/ANSI art files as "video".
+_TEXT_DEMUXERS = frozenset({"tty", "bin", "xbin", "adf", "idf"})
+
+
+@dataclass
+class VideoClip:
+    """Frames sampled from a video.
+
+    Attributes:
+        frames: RGB images, exactly as many as requested (frames repeat when the
+            video has fewer). Display rotation metadata is already applied.
+        timestamps: Presentation time in seconds of each returned frame, relative
+            to the start of the video stream (non-decreasing).
+        duration: Length of the video stream in seconds.
+        fps: Average frame rate (frames per second; ``0.0`` if unknown).
+        num_source_frames: Frames in the stream, or ``None`` if the container does
+            not say and it was not counted.
+        original_size: ``(width, height)`` of the (rotated) frames.
+        num_decoded_frames: How many frames were decoded to build the clip, a
+            cost diagnostic (seeking keeps it far below the frame count).
+    """
+
+    frames: list[Image.Image]
+    timestamps: list[float]
+    duration: float
+    fps: float
+    num_source_frames: int | None
+    original_size: tuple[int, int]
+    num_decoded_frames: int = 0
+
+
+@dataclass
+class ProcessedVideo:
+    """A video ready for the vision tower.
+
+    Attributes:
+        pixel_values: ``[M, 3, size, size]`` float32, normalised like images.
+        timestamps: Seconds of each frame (see :class:`VideoClip`).
+        duration: Seconds.
+        original_size: ``(width, height)`` of the source frames.
+    """
+
+    pixel_values: torch.Tensor
+    timestamps: list[float]
+    duration: float
+    original_size: tuple[int, int]
+
+
+@dataclass
+class _StreamInfo:
+    """Timing facts of the video stream, in exact fractions where possible."""
+
+    time_base: Fraction
+    start_pts: int
+    duration: Fraction | None  # seconds
+    fps: Fraction | None
+    num_frames: int | None
+
+
+@dataclass
+class _Decoded:
+    """A decoded frame and its time (seconds from stream start)."""
+
+    time: Fraction
+    frame: Any
+
+
+# --------------------------------------------------------------------------- public
+
+
+def sample_times(duration: float | Fraction, num_frames: int) -> list[Fraction | float]:
+    """Target times ``duration * (i + 0.5) / num_frames`` for ``i < num_frames``.
+
+    Exact when ``duration`` is a ``Fraction``.
+    """
+    _check_num_frames(num_frames)
+    return [duration * Fraction(2 * i + 1, 2 * num_frames) for i in range(num_frames)]
+
+
+def load_video(
+    source: VideoSource,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    *,
+    seek: bool | None = None,
+) -> VideoClip:
+    """Sample ``num_frames`` frames uniformly in time from a video.
+
+    Args:
+        source: Path or encoded bytes of a video file (any container/codec FFmpeg
+            can read; a still image is read as a one-frame video).
+        num_frames: How many frames to return (always exactly this many).
+        seek: ``True`` to seek for every target, ``False`` to decode from the start
+            once, ``None`` (default) to seek only when the video has more than
+            ``2 * num_frames`` frames.
+
+    Returns:
+        A :class:`VideoClip`.
+
+    Raises:
+        MediaError: Missing file, unreadable/corrupt data, no video stream (e.g.
+            an audio-only file), no decodable frames, or an unsupported source
+            type. The message names the source.
+    """
+    _check_num_frames(num_frames)
+    name = describe_source(source)
+    reader = _Reader(source, name)
+    try:
+        info = _stream_info(reader.container, reader.stream)
+        if info.duration is None:
+            # Missing metadata (e.g. a browser-recorded WebM, a raw .h264 stream):
+            # scan the packets, which only demuxes (no decoding), so that targets can
+            # be placed. Not done merely to count frames (MKV/TS never store the
+            # count): that would read the whole file for a number we can estimate.
+            _fill_from_packet_scan(reader, info)
+            reader.reopen()
+        if seek is None:
+            estimate = info.num_frames
+            if estimate is None and info.duration is not None and info.fps:
+                estimate = round(info.duration * info.fps)
+            # Decode cost grows with the number of frames decoded, and a seek
+            # decodes from the keyframe before its target: with few frames per
+            # target, one sequential pass decodes each frame at most once, while M
+            # seeks into the same GOPs would decode frames several times (and pay M
+            # decoder flushes). With many frames per target, seeking skips most.
+            seek = estimate is not None and estimate > _SEQUENTIAL_FRAMES_PER_SAMPLE * num_frames
+        targets = sample_times(info.duration or Fraction(0), num_frames)
+        picks, decoded = None, 0
+        if seek:
+            picks, decoded = _sample(reader, info, targets, seek=True)
+            if picks is None:  # seeking misbehaved on this file: start over plainly
+                reader.reopen()
+        if picks is None:
+            picks, more = _sample(reader, info, targets, seek=False)
+            decoded += more
+    finally:
+        reader.close()
+    if picks is None:
+        raise MediaError(f"{name}: expected a video with at least one decodable frame, found none")
+    return _build_clip(picks, info, decoded)
+
+
+def preprocess_video(
+    clip_or_source: VideoClip | VideoSource,
+    num_frames: int | None = None,
+    size: int = DEFAULT_IMAGE_SIZE,
+    mean: Sequence[float] = CLIP_MEAN,
+    std: Sequence[float] = CLIP_STD,
+    pad_to_square: bool = True,
+) -> ProcessedVideo:
+    """Sample (if needed) and preprocess a video for the vision tower.
+
+    Args:
+        clip_or_source: A :class:`VideoClip` or anything :func:`load_video` accepts.
+        num_frames: Frames to sample from a source (default
+            :data:`DEFAULT_NUM_FRAMES`). For a clip it must be ``None`` or equal to
+            the clip's frame count.
+        size: Output side length in pixels.
+        mean: Normaliser mean (also the pad colour).
+        std: Normaliser standard deviation.
+        pad_to_square: See :func:`~groundinggpt.media.image.preprocess_image`.
+
+    Returns:
+        A :class:`ProcessedVideo` with ``pixel_values`` ``[M, 3, size, size]``.
+
+    Raises:
+        MediaError: The video cannot be loaded.
+        ValueError: ``num_frames`` disagrees with a given clip.
+    """
+    if isinstance(clip_or_source, VideoClip):
+        clip = clip_or_source
+        if num_frames is not None and num_frames != len(clip.frames):
+            raise ValueError(
+                f"num_frames={num_frames} but the given clip has {len(clip.frames)} frames"
+            )
+    else:
+        clip = load_video(clip_or_source, DEFAULT_NUM_FRAMES if num_frames is None else num_frames)
+    # Repeated frames are the same PIL object; resize each distinct one once.
+    resized: dict[int, Image.Image] = {}
+    squares = []
+    for frame in clip.frames:
+        if id(frame) not in resized:
+            resized[id(frame)] = resize_for_clip(frame, size, mean, pad_to_square)
+        squares.append(resized[id(frame)])
+    return ProcessedVideo(
+        pixel_values=normalize_frames(squares, mean, std),
+        timestamps=list(clip.timestamps),
+        duration=clip.duration,
+        original_size=clip.original_size,
+    )
+
+
+def write_video(
+    path: str | os.PathLike,
+    frames: Sequence[np.ndarray | Image.Image],
+    fps: float = 10,
+    codec: str = "libx264",
+    *,
+    audio: tuple[np.ndarray, int] | None = None,
+    timestamps: Sequence[float] | None = None,
+    gop_size: int = 12,
+    audio_codec: str | None = None,
+    options: dict[str, str] | None = None,
+) -> None:
+    """Write frames (and optionally a mono/multichannel audio track) to a video file.
+
+    The container comes from the file extension (``.mp4``, ``.mkv``, ...). Frames are
+    encoded as yuv420p (so width and height must be even) without B-frames: with
+    B-frames, libx264 + the MP4 muxer record a wrong track duration for
+    irregular timestamps.
+
+    Args:
+        path: Output file.
+        frames: ``uint8`` ``H x W x 3`` RGB arrays or PIL images, all the same size.
+        fps: Frame rate; with ``timestamps`` it only sets the last frame's
+            duration (``1 / fps``) and the nominal rate.
+        codec: Video encoder, e.g. ``"libx264"`` or ``"mpeg4"``.
+        audio: ``(waveform, sample_rate)``; waveform float32 in [-1, 1], shape
+            ``[samples]`` (mono) or ``[channels, samples]``.
+        timestamps: Optional presentation time in seconds of each frame (strictly
+            increasing), for variable-frame-rate videos.
+        gop_size: Maximum distance between keyframes, in frames.
+        audio_codec: Audio encoder; default: the first of aac, libmp3lame,
+            libopus that this FFmpeg build has.
+        options: Extra encoder options (e.g. ``{"crf": "18"}``).
+
+    Raises:
+        ValueError: Bad frames, timestamps or audio.
+    """
+    arrays = [_frame_array(f, i) for i, f in enumerate(frames)]
+    if not arrays:
+        raise ValueError("write_video needs at least one frame")
+    height, width = arrays[0].shape[:2]
+    if any(a.shape != arrays[0].shape for a in arrays):
+        raise ValueError("all frames must have the same size")
+    if width % 2 or height % 2:
+        raise ValueError(f"yuv420p needs even width and height, got {width}x{height}")
+    rate = Fraction(fps).limit_denominator(1001)
+    if rate <= 0:
+        raise ValueError(f"fps must be positive, got {fps}")
+    pts, time_base = _frame_pts(len(arrays), rate, timestamps)
+    with av.open(os.fspath(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=rate, options=dict(options or {}))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.time_base = time_base
+        stream.codec_context.time_base = time_base
+        stream.codec_context.gop_size = gop_size
+        stream.codec_context.max_b_frames = 0
+        audio_stream = _add_audio_stream(container, audio, audio_codec) if audio else None
+        if audio_stream is not None:
+            _encode_audio(container, audio_stream, audio)  # type: ignore[arg-type]
+        for array, frame_pts in zip(arrays, pts):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            frame.pts, frame.time_base = frame_pts, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+
+
+# ------------------------------------------------------------------ opening/probing
+
+
+def _check_num_frames(num_frames: int) -> None:
+    if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
+        raise ValueError(f"num_frames must be a positive int, got {num_frames!r}")
+
+
+def _open_container(source: VideoSource, name: str) -> av.container.InputContainer:
+    """Open a video for reading, mapping every failure to MediaError."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if not len(source):
+            raise MediaError(f"{name}: expected video data, got 0 bytes")
+        target: Any = io.BytesIO(bytes(source))
+    elif isinstance(source, str) and source.startswith("data:"):
+        raise MediaError(f"{name}: data URLs are not supported for video; pass a path or the decoded bytes")
+    elif isinstance(source, (str, os.PathLike)):
+        target = os.fsdecode(os.fspath(source))
+        if not os.path.exists(target):
+            raise MediaError(f"{name}: video file not found")
+        if not os.path.isfile(target):
+            raise MediaError(f"{name}: expected a video file, found a directory or special file")
+    else:
+        raise MediaError(f"{name}: unsupported video source type; expected a path or bytes")
+    try:
+        return av.open(target, mode="r", metadata_errors="ignore")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"{name}: not a readable video file (corrupt or unknown format: {exc})") from exc
+
+
+class _Reader:
+    """An open container plus its first video stream; reopenable to rewind."""
+
+    def __init__(self, source: VideoSource, name: str) -> None:
+        self.source, self.name = source, name
+        self._open()
+
+    def _open(self) -> None:
+        self.container = _open_container(self.source, self.name)
+        try:
+            self.stream = _video_stream(self.container, self.name)
+        except MediaError:
+            self.container.close()
+            raise
+        # Frame threads speed up decoding; must be set before the first decode.
+        self.stream.thread_type = "AUTO"
+
+    def reopen(self) -> None:
+        """Start again from the beginning (cheaper and safer than seeking to 0)."""
+        self.container.close()
+        self._open()
+
+    def close(self) -> None:
+        self.container.close()
+
+
+def _video_stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
+    if not container.streams.video:
+        kinds = sorted({s.type for s in container.streams})
+        found = f"{' and '.join(kinds)} stream(s) only" if kinds else "no streams at all"
+        raise MediaError(f"{name}: expected a video stream, found {found}")
+    if container.format.name in _TEXT_DEMUXERS:
+        # FFmpeg's tty demuxer "plays" any *.txt file as a rendering of the text;
+        # that is a text file, not a video.
+        raise MediaError(
+            f"{name}: expected a video, got a text file (FFmpeg format {container.format.name!r})"
+        )
+    return container.streams.video[0]
+
+
+def _positive_fraction(value: Any) -> Fraction | None:
+    try:
+        fraction = Fraction(value) if value is not None else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return fraction if fraction is not None and fraction > 0 else None
+
+
+def _stream_info(container: av.container.InputContainer, stream: Any) -> _StreamInfo:
+    """Read timing metadata; any of duration/fps/frame count may be missing."""
+    time_base = _positive_fraction(stream.time_base) or Fraction(1, av.time_base)
+    start_pts = stream.start_time if stream.start_time is not None else 0
+    duration = None
+    if stream.duration:  # stream's own length is the most specific
+        duration = _positive_fraction(stream.duration * time_base)
+    if duration is None and container.duration:  # whole file, microseconds
+        duration = _positive_fraction(Fraction(container.duration, av.time_base))
+    fps = _positive_fraction(stream.average_rate)
+    num_frames = stream.frames if stream.frames and stream.frames > 0 else None
+    if fps is None and num_frames and duration:
+        fps = Fraction(num_frames) / duration
+    if fps is None:
+        fps = _positive_fraction(stream.guessed_rate)
+    return _StreamInfo(time_base, start_pts, duration, fps, num_frames)
+
+
+def _fill_from_packet_scan(reader: _Reader, info: _StreamInfo) -> None:
+    """Complete missing duration/frame count by demuxing (not decoding) all packets."""
+    count, end = 0, None
+    try:
+        for packet in reader.container.demux(reader.stream):
+            if packet.size == 0:  # the flush packet at end of stream
+                continue
+            count += 1
+            if packet.pts is not None:
+                packet_end = packet.pts + max(packet.duration or 0, 0)
+                end = packet_end if end is None else max(end, packet_end)
+    except av.FFmpegError as exc:
+        logger.warning("%s: demuxing stopped early (%s)", reader.name, exc)
+    if count == 0:
+        raise MediaError(f"{reader.name}: expected a video with at least one frame, found none (zero-length video)")
+    if info.num_frames is None:
+        info.num_frames = count
+    if info.duration is None and end is not None:
+        info.duration = _positive_fraction((end - info.start_pts) * info.time_base)
+    if info.duration is None and info.fps:
+        info.duration = count / info.fps
+    if info.fps is None and info.duration:
+        info.fps = count / info.duration
+
+
+# ------------------------------------------------------------------------- sampling
+
+
+class _FrameCursor:
+    """Decodes a stream forward, answering "which frame is on screen at t?".
+
+    Keeps the last frame at or before the previous target and one look-ahead frame,
+    so consecutive targets are answered without re-decoding or buffering the video.
+    """
+
+    def __init__(self, container: Any, stream: Any, info: _StreamInfo, name: str) -> None:
+        self._container, self._stream, self._info, self._name = container, stream, info, name
+        self._frames: Any = None
+        self._prev: _Decoded | None = None
+        self._ahead: _Decoded | None = None
+        self._index = 0  # frames since the last seek, for timestamps without pts
+        self.decoded = 0
+        self.first_after_seek: Fraction | None = None
+
+    @property
+    def position(self) -> Fraction | None:
+        """Time of the last frame taken from the decoder (None right after a seek)."""
+        last = self._ahead or self._prev
+        return last.time if last else None
+
+    def seek(self, time: Fraction) -> None:
+        """Jump to the keyframe at or before ``time``."""
+        pts = self._info.start_pts + int(time / self._info.time_base)
+        self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
+        self._frames, self._prev, self._ahead, self._index = None, None, None, 0
+        self.first_after_seek = None
+
+    def frame_at(self, time: Fraction) -> _Decoded | None:
+        """The last frame with timestamp <= ``time``, else the first after it."""
+        while True:
+            item = self._ahead if self._ahead is not None else self._next()
+            self._ahead = None
+            if item is None:
+                break
+            if item.time <= time:
+                self._prev = item
+                continue
+            self._ahead = item
+            break
+        return self._prev or self._ahead
+
+    def _next(self) -> _Decoded | None:
+        if self._frames is None:
+            self._frames = self._container.decode(self._stream)
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            return None
+        except av.FFmpegError as exc:
+            if self.decoded == 0:
+                raise MediaError(f"{self._name}: video data is corrupt, no frame could be decoded ({exc})") from exc
+            # A damaged tail should not discard the frames before it.
+            logger.warning("%s: decoding stopped early (%s)", self._name, exc)
+            self._frames = iter(())
+            return None
+        self.decoded += 1
+        item = _Decoded(self._frame_time(frame), frame)
+        self._index += 1
+        if self.first_after_seek is None:
+            self.first_after_seek = item.time
+        return item
+
+    def _frame_time(self, frame: Any) -> Fraction:
+        if frame.pts is not None:
+            return (frame.pts - self._info.start_pts) * self._info.time_base
+        # Raw elementary streams carry no timestamps; only then fall back to
+        # counting frames at the average rate.
+        return Fraction(self._index) / (self._info.fps or 1)
+
+
+def _sample(
+    reader: _Reader,
+    info: _StreamInfo,
+    targets: list[Fraction],
+    *,
+    seek: bool,
+) -> tuple[list[_Decoded] | None, int]:
+    """Pick the frame on screen at each target; ``None`` if a target got no frame."""
+    cursor = _FrameCursor(reader.container, reader.stream, info, reader.name)
+    picks: list[_Decoded] = []
+    # How far before its target a seek has landed: what one seek costs to decode.
+    # When the next target is at most that far ahead of where the decoder already
+    # is, decoding on is no dearer than seeking (and a seek would often land on a
+    # keyframe we have already passed, decoding the same frames twice).
+    seek_cost = Fraction(0)
+    for target in targets:
+        position = cursor.position
+        seeking = seek and (position is None or target - position > seek_cost)
+        if seeking:
+            try:
+                cursor.seek(target)
+            except av.FFmpegError as exc:
+                logger.info("%s: seeking failed (%s); decoding sequentially", reader.name, exc)
+                return None, cursor.decoded
+        pick = cursor.frame_at(target)
+        if pick is None:
+            return None, cursor.decoded
+        if seeking and cursor.first_after_seek is not None:
+            seek_cost = max(seek_cost, target - cursor.first_after_seek)
+        picks.append(pick)
+    return picks, cursor.decoded
+
+
+def _build_clip(picks: list[_Decoded], info: _StreamInfo, decoded: int) -> VideoClip:
+    images: dict[int, Image.Image] = {}
+    frames = []
+    for pick in picks:
+        # A frame picked for several targets becomes one shared PIL image.
+        if id(pick.frame) not in images:
+            images[id(pick.frame)] = _to_display_image(pick.frame)
+        frames.append(images[id(pick.frame)])
+    duration = info.duration
+    last_time = max(p.time for p in picks)
+    if duration is None or duration < last_time:
+        # Metadata missing or too short: the video lasts at least until its
+        # last frame we saw (plus one nominal frame interval).
+        duration = last_time + (1 / info.fps if info.fps else 0)
+    return VideoClip(
+        frames=frames,
+        timestamps=[float(p.time) for p in picks],
+        duration=float(duration),
+        fps=float(info.fps) if info.fps else 0.0,
+        num_source_frames=info.num_frames,
+        original_size=frames[0].size,
+        num_decoded_frames=decoded,
+    )
+
+
+def _to_display_image(frame: Any) -> Image.Image:
+    """RGB PIL image of a decoded frame, rotated as players would show it.
+
+    Phones store portrait video as landscape plus a display matrix; ignoring it
+    would give the model (and box coordinates) a sideways picture. ``rotation`` is
+    counter-clockwise degrees, as is ``PIL.Image.rotate``.
+    """
+    image = frame.to_image()
+    rotation = round((getattr(frame, "rotation", 0) or 0) / 90) * 90 % 360
+    if rotation == 90:
+        image = image.transpose(Image.Transpose.ROTATE_90)
+    elif rotation == 180:
+        image = image.transpose(Image.Transpose.ROTATE_180)
+    elif rotation == 270:
+        image = image.transpose(Image.Transpose.ROTATE_270)
+    return image
+
+
+# -------------------------------------------------------------------------- writing
+
+
+def _frame_array(frame: np.ndarray | Image.Image, index: int) -> np.ndarray:
+    array = np.asarray(frame.convert("RGB") if isinstance(frame, Image.Image) else frame)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(
+            f"frame {index}: expected a uint8 HxWx3 RGB array or PIL image, "
+            f"got dtype {array.dtype} shape {array.shape}"
+        )
+    return np.ascontiguousarray(array)
+
+
+def _frame_pts(count: int, rate: Fraction, timestamps: Sequence[float] | None) -> tuple[list[int], Fraction]:
+    """Integer pts and the time base for constant or explicit frame times."""
+    if timestamps is None:
+        return list(range(count)), 1 / rate
+    if len(timestamps) != count:
+        raise ValueError(f"got {len(timestamps)} timestamps for {count} frames")
+    time_base = Fraction(1, 90_000)  # the MPEG clock: fine enough for any frame rate
+    pts = [round(Fraction(t) / time_base) for t in timestamps]
+    if pts[0] < 0 or any(b <= a for a, b in zip(pts, pts[1:])):
+        raise ValueError("timestamps must be >= 0 and strictly increasing")
+    return pts, time_base
+
+
+def _add_audio_stream(container: Any, audio: tuple[np.ndarray, int], codec: str | None) -> Any:
+    _, sample_rate = audio
+    if not isinstance(sample_rate, int) or sample_rate <= 0:
+        raise ValueError(f"audio sample_rate must be a positive int, got {sample_rate!r}")
+    candidates = [codec] if codec else ["aac", "libmp3lame", "libopus"]
+    for candidate in candidates:
+        try:
+            av.codec.Codec(candidate, "w")
+        except (av.FFmpegError, ValueError):  # UnknownCodecError is a ValueError
+            continue
+        # Opus only runs at 48 kHz (and friends); PyAV resamples the frames.
+        rate = 48_000 if candidate == "libopus" else sample_rate
+        return container.add_stream(candidate, rate=rate)
+    raise ValueError(f"no audio encoder available among {candidates}")
+
+
+def _encode_audio(container: Any, stream: Any, audio: tuple[np.ndarray, int]) -> None:
+    waveform, sample_rate = audio
+    samples = np.asarray(waveform, dtype=np.float32)
+    if samples.ndim == 1:
+        samples = samples[None, :]
+    if samples.ndim != 2 or samples.shape[1] == 0 or samples.shape[0] not in (1, 2):
+        raise ValueError(f"audio must be [samples] or [1|2, samples], got shape {samples.shape}")
+    layout = "mono" if samples.shape[0] == 1 else "stereo"
+    stream.layout = layout
+    # "fltp" (planar) takes [channels, samples]; the encoder's resampler converts.
+    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp", layout=layout)
+    frame.sample_rate, frame.pts, frame.time_base = sample_rate, 0, Fraction(1, sample_rate)
+    container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
