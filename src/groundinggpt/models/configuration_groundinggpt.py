@@ -1,0 +1,294 @@
+"""Configuration of GroundingGPT: one LLM, three media branches.
+
+The top-level :class:`GroundingGPTConfig` nests four sub-configs, each saved in
+``config.json``:
+
+- ``text_config``: any causal-LM config (``LlamaConfig`` for Vicuna);
+- ``vision_config``: a ``CLIPVisionConfig`` (the image encoder, also used per video frame);
+- ``video_config``: :class:`GroundingGPTVideoConfig` (temporal embedding + Q-Former);
+- ``audio_config``: :class:`GroundingGPTAudioConfig` (ImageBind-style audio ViT + Q-Former).
+
+``video_config`` / ``audio_config`` may be ``None`` for a model without that branch.
+
+Example:
+    >>> from groundinggpt.models import GroundingGPTConfig
+    >>> cfg = GroundingGPTConfig()  # tiny shapes by default
+    >>> cfg.image_seq_length, cfg.video_config.num_query_tokens, cfg.audio_config.num_query_tokens
+    (16, 8, 4)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import AutoConfig, CLIPVisionConfig, LlamaConfig, PretrainedConfig
+
+
+class GroundingGPTVideoConfig(PretrainedConfig):
+    """Video branch: M frames → vision tower → + temporal embedding → Q-Former → adapter.
+
+    Args:
+        num_frames: frames sampled uniformly from each video (the paper: 64).
+        frame_token_pool: average-pool factor applied to each frame's patch grid
+            before the Q-Former (1 keeps all patches; 2 keeps a quarter). Keeps the
+            Q-Former's cross-attention affordable at 64 frames × 576 patches.
+        num_query_tokens: learned queries = video tokens given to the LLM (k_V).
+        qformer_hidden_size / qformer_num_layers / qformer_num_heads /
+        qformer_intermediate_size: the BLIP-2-structured Q-Former.
+        cross_attention_frequency: a cross-attention block every N layers.
+        adapter: ``"linear"`` (the authors' choice) or ``"mlp"``.
+    """
+
+    model_type = "groundinggpt_video"
+
+    def __init__(
+        self,
+        num_frames: int = 8,
+        frame_token_pool: int = 2,
+        num_query_tokens: int = 8,
+        qformer_hidden_size: int = 64,
+        qformer_num_layers: int = 1,
+        qformer_num_heads: int = 4,
+        qformer_intermediate_size: int = 128,
+        cross_attention_frequency: int = 1,
+        adapter: str = "linear",
+        **kwargs: Any,
+    ) -> None:
+        self.num_frames = num_frames
+        self.frame_token_pool = frame_token_pool
+        self.num_query_tokens = num_query_tokens
+        self.qformer_hidden_size = qformer_hidden_size
+        self.qformer_num_layers = qformer_num_layers
+        self.qformer_num_heads = qformer_num_heads
+        self.qformer_intermediate_size = qformer_intermediate_size
+        self.cross_attention_frequency = cross_attention_frequency
+        self.adapter = adapter
+        super().__init__(**kwargs)
+
+
+class GroundingGPTAudioConfig(PretrainedConfig):
+    """Audio branch: N clips → ImageBind-style audio ViT → + clip embedding → Q-Former → adapter.
+
+    Args:
+        encoder: keyword arguments of :class:`~groundinggpt.models.audio_encoder.AudioEncoderConfig`
+            (ImageBind-Huge audio when left empty).
+        num_clips: 2-second clips per audio (the paper: 3).
+        clip_seconds: length of one clip.
+        num_mel_bins / target_frames: the fbank each clip becomes (128 × 204 for ImageBind).
+        max_clips: size of the learned clip-position table (the authors use 8).
+        num_query_tokens: learned queries = audio tokens given to the LLM (k_A).
+        adapter: ``"linear"`` (the authors' choice) or ``"mlp"``.
+    """
+
+    model_type = "groundinggpt_audio"
+
+    def __init__(
+        self,
+        encoder: dict | None = None,
+        num_clips: int = 3,
+        clip_seconds: float = 2.0,
+        num_mel_bins: int = 128,
+        target_frames: int = 204,
+        max_clips: int = 8,
+        num_query_tokens: int = 4,
+        qformer_hidden_size: int = 64,
+        qformer_num_layers: int = 1,
+        qformer_num_heads: int = 4,
+        qformer_intermediate_size: int = 128,
+        cross_attention_frequency: int = 1,
+        adapter: str = "linear",
+        **kwargs: Any,
+    ) -> None:
+        self.encoder = dict(encoder or {})
+        self.num_clips = num_clips
+        self.clip_seconds = clip_seconds
+        self.num_mel_bins = num_mel_bins
+        self.target_frames = target_frames
+        self.max_clips = max_clips
+        self.num_query_tokens = num_query_tokens
+        self.qformer_hidden_size = qformer_hidden_size
+        self.qformer_num_layers = qformer_num_layers
+        self.qformer_num_heads = qformer_num_heads
+        self.qformer_intermediate_size = qformer_intermediate_size
+        self.cross_attention_frequency = cross_attention_frequency
+        self.adapter = adapter
+        if num_clips > max_clips:
+            raise ValueError(f"audio_config.num_clips={num_clips} exceeds max_clips={max_clips}")
+        super().__init__(**kwargs)
+
+
+def _sub_config(value: Any, default_cls: type[PretrainedConfig]) -> PretrainedConfig:
+    if value is None:
+        return default_cls()
+    if isinstance(value, PretrainedConfig):
+        return value
+    if isinstance(value, dict):
+        value = dict(value)
+        model_type = value.get("model_type")
+        if model_type and model_type != getattr(default_cls, "model_type", None):
+            return AutoConfig.for_model(**value)
+        value.pop("model_type", None)
+        return default_cls(**value)
+    raise TypeError(f"expected a config or a dict, got {type(value).__name__}")
+
+
+def tiny_text_config(**overrides: Any) -> LlamaConfig:
+    """The tiny preset's LLM: a 4-layer LLaMA of width 256 (about 3 M parameters with its vocab)."""
+    kwargs = dict(
+        vocab_size=1024,
+        hidden_size=256,
+        intermediate_size=512,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        rms_norm_eps=1e-6,
+        tie_word_embeddings=False,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=3,
+    )
+    kwargs.update(overrides)
+    return LlamaConfig(**kwargs)
+
+
+def tiny_vision_config(**overrides: Any) -> CLIPVisionConfig:
+    """The tiny preset's vision tower: a 4-layer CLIP ViT over 64-px images, patch 8 (8×8 grid)."""
+    kwargs = dict(
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        image_size=64,
+        patch_size=8,
+        projection_dim=128,
+    )
+    kwargs.update(overrides)
+    return CLIPVisionConfig(**kwargs)
+
+
+class GroundingGPTConfig(PretrainedConfig):
+    """Configuration of :class:`~groundinggpt.models.GroundingGPTForCausalLM`.
+
+    The defaults build the *tiny* shapes (CPU-sized); the paper's shapes come from
+    :func:`groundinggpt.presets.paper_config`.
+
+    Args:
+        text_config: the LLM's config (dict or ``PretrainedConfig``); tiny LLaMA by default.
+        vision_config: a ``CLIPVisionConfig`` (dict or object); tiny CLIP by default.
+        video_config: a :class:`GroundingGPTVideoConfig`, or ``None`` for no video branch.
+        audio_config: a :class:`GroundingGPTAudioConfig`, or ``None`` for no audio branch.
+        vision_feature_layer: which hidden state of the vision tower to use (the paper: -2).
+        vision_feature_select_strategy: ``"default"`` drops the CLS token, ``"full"`` keeps it.
+        image_token_pool: average-pool factor over the patch grid before the adapter
+            (1 = every patch is an LLM token, as in the paper; 2 = a quarter of them).
+        image_adapter: ``"mlp"`` (Linear → GELU → Linear, the paper) or ``"linear"`` (Table 8 ablation).
+        image_token_id / video_token_id / audio_token_id: placeholder token ids in the LLM vocab.
+        image_token / video_token / audio_token: their strings.
+        chat_template: name of the conversation template (``"vicuna_v1"`` or ``"legacy"``).
+    """
+
+    model_type = "groundinggpt"
+    sub_configs = {
+        "text_config": AutoConfig,
+        "vision_config": CLIPVisionConfig,
+        "video_config": GroundingGPTVideoConfig,
+        "audio_config": GroundingGPTAudioConfig,
+    }
+
+    def __init__(
+        self,
+        text_config: dict | PretrainedConfig | None = None,
+        vision_config: dict | PretrainedConfig | None = None,
+        video_config: dict | PretrainedConfig | None | bool = True,
+        audio_config: dict | PretrainedConfig | None | bool = True,
+        vision_feature_layer: int = -2,
+        vision_feature_select_strategy: str = "default",
+        image_token_pool: int = 2,
+        image_adapter: str = "mlp",
+        image_token_id: int = 4,
+        video_token_id: int = 5,
+        audio_token_id: int = 6,
+        image_token: str = "<image>",
+        video_token: str = "<video>",
+        audio_token: str = "<audio>",
+        chat_template: str = "vicuna_v1",
+        **kwargs: Any,
+    ) -> None:
+        self.text_config = text_config if isinstance(text_config, PretrainedConfig) else (
+            _sub_config(text_config, LlamaConfig) if text_config is not None else tiny_text_config()
+        )
+        self.vision_config = vision_config if isinstance(vision_config, PretrainedConfig) else (
+            _sub_config(vision_config, CLIPVisionConfig) if vision_config is not None else tiny_vision_config()
+        )
+        # True means "the default branch", None/False means "no such branch".
+        self.video_config = (
+            GroundingGPTVideoConfig() if video_config is True
+            else None if video_config in (None, False)
+            else _sub_config(video_config, GroundingGPTVideoConfig)
+        )
+        self.audio_config = (
+            GroundingGPTAudioConfig(encoder=_TINY_AUDIO_ENCODER) if audio_config is True
+            else None if audio_config in (None, False)
+            else _sub_config(audio_config, GroundingGPTAudioConfig)
+        )
+        if vision_feature_select_strategy not in ("default", "full"):
+            raise ValueError(
+                f"vision_feature_select_strategy must be 'default' or 'full', got {vision_feature_select_strategy!r}"
+            )
+        if image_adapter not in ("mlp", "linear"):
+            raise ValueError(f"image_adapter must be 'mlp' or 'linear', got {image_adapter!r}")
+        grid = self.vision_config.image_size // self.vision_config.patch_size
+        if image_token_pool < 1 or grid % image_token_pool:
+            raise ValueError(f"image_token_pool={image_token_pool} must divide the patch grid ({grid})")
+        self.vision_feature_layer = vision_feature_layer
+        self.vision_feature_select_strategy = vision_feature_select_strategy
+        self.image_token_pool = image_token_pool
+        self.image_adapter = image_adapter
+        self.image_token_id = image_token_id
+        self.video_token_id = video_token_id
+        self.audio_token_id = audio_token_id
+        self.image_token = image_token
+        self.video_token = video_token
+        self.audio_token = audio_token
+        self.chat_template = chat_template
+        kwargs.setdefault("tie_word_embeddings", False)
+        super().__init__(**kwargs)
+
+    # ---- token counts: the processor expands each placeholder to exactly this many tokens
+    @property
+    def image_seq_length(self) -> int:
+        """LLM tokens one image becomes (576 for CLIP-L/14-336 without pooling)."""
+        grid = self.vision_config.image_size // self.vision_config.patch_size // self.image_token_pool
+        cls = 1 if self.vision_feature_select_strategy == "full" and self.image_token_pool == 1 else 0
+        return grid * grid + cls
+
+    @property
+    def video_seq_length(self) -> int:
+        return self.video_config.num_query_tokens if self.video_config is not None else 0
+
+    @property
+    def audio_seq_length(self) -> int:
+        return self.audio_config.num_query_tokens if self.audio_config is not None else 0
+
+    @property
+    def hidden_size(self) -> int:  # what generation utilities look for on the top config
+        return self.text_config.hidden_size
+
+    @property
+    def vocab_size(self) -> int:
+        return self.text_config.vocab_size
+
+    def get_text_config(self, *args: Any, **kwargs: Any) -> PretrainedConfig:
+        return self.text_config
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        for key in ("video_config", "audio_config"):
+            if getattr(self, key) is None:
+                out[key] = None
+        return out
+
+
+# The tiny preset's audio ViT (see AudioEncoderConfig): 128×204 fbank, patch 16, stride 16 → 8×12 grid.
+_TINY_AUDIO_ENCODER = dict(embed_dim=64, depth=2, num_heads=4, out_dim=64, patch_stride=16)

@@ -1,0 +1,337 @@
+"""GroundingGPT: an LLM that reads images, videos and audio through three adapters.
+
+Data flow (one forward at prefill; decoding steps reuse the KV cache and never
+re-encode media, see :meth:`GroundingGPTForCausalLM.prepare_inputs_for_generation`)::
+
+    pixel_values         [I, 3, S, S]       → vision tower → layer −2, no CLS → pool → image adapter → [I, K_I, D]
+    pixel_values_videos  [V, M, 3, S, S]    → vision tower per frame → pool → + frame position
+                                              → Q-Former (k_V learned queries) → video adapter → [V, k_V, D]
+    input_features       [A, N, 1, F, T]    → audio ViT per clip → + clip position
+                                              → Q-Former (k_A learned queries) → audio adapter → [A, k_A, D]
+
+The processor has already written exactly K_I / k_V / k_A placeholder tokens for
+each medium, so the features are spliced into the token embeddings with
+``masked_scatter`` in the order the media appear in the batch (sample by sample,
+left to right). Nothing is encoded for a modality the batch does not contain.
+
+The frozen encoders' outputs can also be given directly (``image_features``,
+``video_features``, ``audio_features``), which is how the training feature cache
+skips the encoders: see :meth:`GroundingGPTForCausalLM.encode_media`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import (
+    AutoModelForCausalLM,
+    Blip2QFormerConfig,
+    Blip2QFormerModel,
+    CLIPVisionModel,
+    GenerationMixin,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .audio_encoder import AudioEncoderConfig, ImageBindAudioEncoder
+from .configuration_groundinggpt import GroundingGPTConfig
+
+MEDIA_INPUT_NAMES = (
+    "pixel_values", "pixel_values_videos", "input_features",
+    "image_features", "video_features", "audio_features",
+)
+
+
+def build_adapter(kind: str, in_dim: int, out_dim: int) -> nn.Module:
+    """``"mlp"``: Linear → GELU → Linear (LLaVA-1.5 / the paper); ``"linear"``: one Linear."""
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim)
+    raise ValueError(f"unknown adapter kind {kind!r}; expected 'mlp' or 'linear'")
+
+
+def pool_patch_grid(features: torch.Tensor, factor: int) -> torch.Tensor:
+    """Average-pool a square patch grid: [B, G*G, C] → [B, (G/f)*(G/f), C]."""
+    if factor == 1:
+        return features
+    batch, tokens, channels = features.shape
+    grid = int(tokens**0.5)
+    if grid * grid != tokens:
+        raise ValueError(f"cannot pool {tokens} tokens: not a square grid")
+    x = features.transpose(1, 2).reshape(batch, channels, grid, grid)
+    x = F.avg_pool2d(x, factor)
+    return x.flatten(2).transpose(1, 2)
+
+
+class QFormerBranch(nn.Module):
+    """Learned queries that cross-attend to a sequence of encoder tokens (BLIP-2 structure).
+
+    Used by both the video branch (over frame tokens) and the audio branch (over clip
+    embeddings). ``position_embedding`` marks *when* each frame/clip is, which is what
+    lets the model answer with timestamps.
+    """
+
+    def __init__(self, *, encoder_width: int, num_positions: int, num_queries: int, hidden: int,
+                 layers: int, heads: int, intermediate: int, cross_every: int, adapter: str, out_dim: int):
+        super().__init__()
+        self.position_embedding = nn.Embedding(num_positions, encoder_width)
+        self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, hidden))
+        qcfg = Blip2QFormerConfig(
+            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+            intermediate_size=intermediate, encoder_hidden_size=encoder_width,
+            cross_attention_frequency=cross_every,
+        )
+        self.qformer = Blip2QFormerModel(qcfg)
+        self.adapter = build_adapter(adapter, hidden, out_dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens: [B, P, T, C] (P positions — frames or clips — of T tokens each) → [B, Q, out_dim]."""
+        batch, positions, per_position, _ = tokens.shape
+        pos = self.position_embedding(torch.arange(positions, device=tokens.device))
+        tokens = (tokens + pos[None, :, None, :].to(tokens.dtype)).flatten(1, 2)
+        queries = self.query_tokens.expand(batch, -1, -1).to(tokens.dtype)
+        out = self.qformer(query_embeds=queries, encoder_hidden_states=tokens, return_dict=True)
+        return self.adapter(out.last_hidden_state)
+
+
+class GroundingGPTPreTrainedModel(PreTrainedModel):
+    config_class = GroundingGPTConfig
+    config: GroundingGPTConfig
+    base_model_prefix = "model"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        std = 0.02
+        if isinstance(module, QFormerBranch):
+            module.query_tokens.data.normal_(0.0, std)
+            module.position_embedding.weight.data.normal_(0.0, std)
+        # Adapters keep PyTorch's default Linear init; sub-models (LLM, CLIP, Q-Former,
+        # audio ViT) initialise themselves.
+
+
+class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
+    """The GroundingGPT model: media branches + any causal LM.
+
+    Example:
+        >>> import torch
+        >>> from groundinggpt.models import GroundingGPTConfig, GroundingGPTForCausalLM
+        >>> model = GroundingGPTForCausalLM(GroundingGPTConfig()).eval()
+        >>> ids = torch.tensor([[1] + [model.config.image_token_id] * model.config.image_seq_length + [9]])
+        >>> out = model(input_ids=ids, pixel_values=torch.randn(1, 3, 64, 64))
+        >>> out.logits.shape[:2] == ids.shape
+        True
+    """
+
+    def __init__(self, config: GroundingGPTConfig, language_model: PreTrainedModel | None = None):
+        super().__init__(config)
+        hidden = config.text_config.hidden_size
+        vision_width = config.vision_config.hidden_size
+
+        self.vision_tower = CLIPVisionModel(config.vision_config)
+        self.image_adapter = build_adapter(config.image_adapter, vision_width, hidden)
+
+        self.video_branch = None
+        if config.video_config is not None:
+            v = config.video_config
+            self.video_branch = QFormerBranch(
+                encoder_width=vision_width, num_positions=v.num_frames, num_queries=v.num_query_tokens,
+                hidden=v.qformer_hidden_size, layers=v.qformer_num_layers, heads=v.qformer_num_heads,
+                intermediate=v.qformer_intermediate_size, cross_every=v.cross_attention_frequency,
+                adapter=v.adapter, out_dim=hidden,
+            )
+
+        self.audio_encoder = None
+        self.audio_branch = None
+        if config.audio_config is not None:
+            a = config.audio_config
+            enc_cfg = AudioEncoderConfig.from_dict(
+                {"num_mel_bins": a.num_mel_bins, "target_frames": a.target_frames, **a.encoder}
+            )
+            self.audio_encoder = ImageBindAudioEncoder(enc_cfg)
+            self.audio_branch = QFormerBranch(
+                encoder_width=enc_cfg.out_dim, num_positions=a.max_clips, num_queries=a.num_query_tokens,
+                hidden=a.qformer_hidden_size, layers=a.qformer_num_layers, heads=a.qformer_num_heads,
+                intermediate=a.qformer_intermediate_size, cross_every=a.cross_attention_frequency,
+                adapter=a.adapter, out_dim=hidden,
+            )
+
+        self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
+        self.post_init()
+
+    # ---- embeddings plumbing expected by transformers (resize_token_embeddings, generate, PEFT)
+    def get_input_embeddings(self) -> nn.Module:
+        return self.language_model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.language_model.get_output_embeddings()
+
+    def set_output_embeddings(self, value: nn.Module) -> None:
+        self.language_model.set_output_embeddings(value)
+
+    # ---- frozen encoders: media → features (what the feature cache stores)
+    def _vision_patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """[B, 3, S, S] → selected-layer patch features [B, K, C] (CLS dropped unless 'full')."""
+        pixel_values = pixel_values.to(dtype=self.vision_tower.dtype)
+        out = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
+        feats = out.hidden_states[self.config.vision_feature_layer]
+        if self.config.vision_feature_select_strategy == "default":
+            feats = feats[:, 1:]
+        return feats
+
+    def encode_images(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """Frozen part of the image branch: [I, 3, S, S] → [I, K_I, C_vision]."""
+        feats = self._vision_patch_features(pixel_values)
+        if self.config.vision_feature_select_strategy == "default":
+            feats = pool_patch_grid(feats, self.config.image_token_pool)
+        return feats
+
+    def encode_videos(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
+        """Frozen part of the video branch: [V, M, 3, S, S] → per-frame tokens [V, M, T, C_vision]."""
+        videos, frames = pixel_values_videos.shape[:2]
+        feats = self._vision_patch_features(pixel_values_videos.flatten(0, 1))
+        if self.config.vision_feature_select_strategy == "default":
+            feats = pool_patch_grid(feats, self.config.video_config.frame_token_pool)
+        return feats.reshape(videos, frames, feats.shape[1], feats.shape[2])
+
+    def encode_audios(self, input_features: torch.Tensor) -> torch.Tensor:
+        """Frozen part of the audio branch: [A, N, 1, F, T] → per-clip embeddings [A, N, 1, C_audio]."""
+        audios, clips = input_features.shape[:2]
+        emb = self.audio_encoder(input_features.flatten(0, 1).to(self._audio_dtype()))
+        return emb.reshape(audios, clips, 1, emb.shape[-1])
+
+    def _audio_dtype(self) -> torch.dtype:
+        return next(self.audio_encoder.parameters()).dtype
+
+    @torch.no_grad()
+    def encode_media(self, pixel_values=None, pixel_values_videos=None, input_features=None) -> dict[str, torch.Tensor]:
+        """Run only the frozen encoders; the result can be passed back as ``*_features``."""
+        out: dict[str, torch.Tensor] = {}
+        if pixel_values is not None:
+            out["image_features"] = self.encode_images(pixel_values)
+        if pixel_values_videos is not None:
+            out["video_features"] = self.encode_videos(pixel_values_videos)
+        if input_features is not None:
+            out["audio_features"] = self.encode_audios(input_features)
+        return out
+
+    # ---- trainable part: features → LLM-width tokens
+    def project_media(
+        self,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        audio_features: torch.Tensor | None = None,
+    ) -> dict[int, torch.Tensor]:
+        """Media → LLM-width embeddings, keyed by the placeholder token id they replace."""
+        out: dict[int, torch.Tensor] = {}
+        if image_features is None and pixel_values is not None:
+            image_features = self.encode_images(pixel_values)
+        if image_features is not None:
+            adapter_dtype = self.image_adapter_dtype
+            out[self.config.image_token_id] = self.image_adapter(image_features.to(adapter_dtype))
+        if video_features is None and pixel_values_videos is not None:
+            self._require_branch("video", self.video_branch)
+            video_features = self.encode_videos(pixel_values_videos)
+        if video_features is not None:
+            self._require_branch("video", self.video_branch)
+            out[self.config.video_token_id] = self.video_branch(video_features)
+        if audio_features is None and input_features is not None:
+            self._require_branch("audio", self.audio_branch)
+            audio_features = self.encode_audios(input_features)
+        if audio_features is not None:
+            self._require_branch("audio", self.audio_branch)
+            out[self.config.audio_token_id] = self.audio_branch(audio_features)
+        return out
+
+    @property
+    def image_adapter_dtype(self) -> torch.dtype:
+        return next(self.image_adapter.parameters()).dtype
+
+    @staticmethod
+    def _require_branch(name: str, branch: nn.Module | None) -> None:
+        if branch is None:
+            raise ValueError(f"this model has no {name} branch (config.{name}_config is None) but {name} inputs were given")
+
+    def _splice(self, input_ids: torch.Tensor, embeds: torch.Tensor, media: dict[int, torch.Tensor]) -> torch.Tensor:
+        for token_id, features in media.items():
+            mask = input_ids == token_id
+            n_tokens = int(mask.sum())
+            n_features = features.shape[0] * features.shape[1]
+            if n_tokens != n_features:
+                raise ValueError(
+                    f"placeholder/feature mismatch for token id {token_id}: {n_tokens} placeholder tokens in "
+                    f"input_ids but {features.shape[0]} media × {features.shape[1]} tokens = {n_features} features; "
+                    "build inputs with GroundingGPTProcessor so each medium is expanded to the right length"
+                )
+            embeds = embeds.masked_scatter(mask.unsqueeze(-1), features.to(embeds.dtype).reshape(-1, embeds.shape[-1]))
+        return embeds
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        labels: torch.LongTensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        pixel_values_videos: torch.Tensor | None = None,
+        input_features: torch.Tensor | None = None,
+        image_features: torch.Tensor | None = None,
+        video_features: torch.Tensor | None = None,
+        audio_features: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> CausalLMOutputWithPast:
+        """Causal-LM forward with media spliced in.
+
+        Args:
+            input_ids: [B, L] token ids holding the expanded placeholders.
+            pixel_values / pixel_values_videos / input_features: raw media tensors (see module doc).
+            image_features / video_features / audio_features: the frozen encoders' outputs
+                instead of raw media (from :meth:`encode_media` or the feature cache).
+            labels: [B, L] with -100 where no loss is taken.
+            **kwargs: passed to the language model (cache, use_cache, logits_to_keep ...).
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("give exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            media = self.project_media(
+                pixel_values, pixel_values_videos, input_features, image_features, video_features, audio_features
+            )
+            media_ids = (self.config.image_token_id, self.config.video_token_id, self.config.audio_token_id)
+            is_placeholder = torch.isin(input_ids, torch.tensor(media_ids, device=input_ids.device))
+            if bool(is_placeholder.any()) and not media:
+                raise ValueError(
+                    "input_ids contain media placeholder tokens but no media was given "
+                    "(pixel_values / pixel_values_videos / input_features or cached features)"
+                )
+            inputs_embeds = self.get_input_embeddings()(input_ids)
+            if media:
+                inputs_embeds = self._splice(input_ids, inputs_embeds, media)
+        return self.language_model(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            labels=labels,
+            **{**kwargs, "return_dict": True},
+        )
+
+    def prepare_inputs_for_generation(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Media go to the model at prefill only; later steps read them from the KV cache."""
+        inputs = super().prepare_inputs_for_generation(*args, **kwargs)
+        cache = inputs.get("cache", inputs.get("past_key_values"))
+        prefill = cache is None or cache.get_seq_length() == 0
+        if not prefill:
+            for name in MEDIA_INPUT_NAMES:
+                inputs.pop(name, None)
+        return inputs
