@@ -1,0 +1,153 @@
+"""The Python API: load a model folder, chat, and get grounded answers.
+
+Every front end (CLI chat, HTTP server, web page, evaluation) goes through
+:class:`GroundingGPT`, so they all decode, stop and convert coordinates alike.
+
+Example:
+    >>> from PIL import Image
+    >>> from groundinggpt import GroundingGPT
+    >>> gg = GroundingGPT.from_preset("tiny")           # random weights: answers are noise
+    >>> out = gg.ground(Image.new("RGB", (80, 40), "red"), "the red square", max_new_tokens=4)
+    >>> out.image_size
+    (80, 40)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .models import GroundingGPTForCausalLM
+from .processor import GroundedOutput, GroundingGPTProcessor
+from .prompts import EVAL_PROMPTS
+
+
+@dataclass
+class GenerationSettings:
+    """Decoding settings shared by every front end.
+
+    ``temperature == 0`` means greedy decoding (the evaluation default).
+    """
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+        kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
+        if self.temperature > 0:
+            kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
+        else:
+            kw.update(do_sample=False)
+        return kw
+
+
+class GroundingGPT:
+    """A model and its processor, ready to answer.
+
+    Args:
+        model: a :class:`GroundingGPTForCausalLM`.
+        processor: the matching :class:`GroundingGPTProcessor`.
+        device: where to run (default: the model's device).
+    """
+
+    def __init__(self, model: GroundingGPTForCausalLM, processor: GroundingGPTProcessor,
+                 device: str | torch.device | None = None):
+        self.model = model.eval()
+        self.processor = processor
+        if device is not None:
+            self.model.to(device)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | None = None,
+                        dtype: torch.dtype | None = None) -> GroundingGPT:
+        """Load a folder written by :meth:`save_pretrained` (or by training)."""
+        path = Path(path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
+        model = GroundingGPTForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, local_files_only=True)
+        return cls(model, GroundingGPTProcessor.from_pretrained(path), device=device)
+
+    @classmethod
+    def from_preset(cls, name: str = "tiny", device: str | None = None, **kwargs: Any) -> GroundingGPT:
+        """Build from a preset (see :mod:`groundinggpt.presets`)."""
+        from .presets import build_preset
+
+        model, processor = build_preset(name, **kwargs)
+        return cls(model, processor, device=device)
+
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write model weights (safetensors), config and processor files into ``path``."""
+        self.model.save_pretrained(path)
+        self.processor.save_pretrained(path)
+
+    # ---- generation -----------------------------------------------------------------------
+    @torch.inference_mode()
+    def generate(self, conversations: list[list[dict[str, Any]]],
+                 settings: GenerationSettings | None = None, **overrides: Any) -> list[GroundedOutput]:
+        """Answer a batch of conversations (left-padded, one ``generate`` call)."""
+        settings = settings or GenerationSettings()
+        if overrides:
+            settings = GenerationSettings(**{**settings.__dict__, **overrides})
+        batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
+        media_info = batch.pop("media_info")
+        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        for key in ("pixel_values", "pixel_values_videos", "input_features"):
+            if key in inputs:
+                inputs[key] = inputs[key].to(self.model.dtype)
+        if settings.seed is not None:
+            torch.manual_seed(settings.seed)
+        tok = self.processor.tokenizer
+        out = self.model.generate(
+            **inputs, **settings.generate_kwargs(),
+            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            stop_strings=list(self.processor.template.stop_strings + tuple(settings.stop)) or None,
+            tokenizer=tok,
+        )
+        prompt_len = inputs["input_ids"].shape[1]
+        results = []
+        for row, info in zip(out[:, prompt_len:], media_info):
+            text = self.processor.decode(row)
+            for stop in settings.stop:
+                if stop and stop in text:
+                    text = text[: text.index(stop)]
+            results.append(self.processor.post_process(text.strip(), info))
+        return results
+
+    def chat(self, messages: list[dict[str, Any]], **settings: Any) -> GroundedOutput:
+        """Answer one conversation (HF chat format; see :mod:`groundinggpt.processor`)."""
+        return self.generate([messages], **settings)[0]
+
+    def _ask(self, media: list[dict[str, Any]], question: str, **settings: Any) -> GroundedOutput:
+        return self.chat([{"role": "user", "content": [*media, {"type": "text", "text": question}]}], **settings)
+
+    def ground(self, image: Any, expression: str, **settings: Any) -> GroundedOutput:
+        """Referring expression comprehension: where is ``expression`` in ``image``?
+
+        The answer's boxes are relative to the *original* image (``.boxes``) and in
+        pixels (``.boxes_pixels``).
+        """
+        return self._ask([{"type": "image", "image": image}], EVAL_PROMPTS["rec"].format(exp=expression), **settings)
+
+    def when(self, video: Any, event: str, **settings: Any) -> GroundedOutput:
+        """Temporal grounding: when does ``event`` happen? (``.spans_seconds``)."""
+        return self._ask([{"type": "video", "video": video}],
+                         EVAL_PROMPTS["temporal_grounding"].format(event=event), **settings)
+
+    def sound_source(self, image: Any, audio: Any, **settings: Any) -> GroundedOutput:
+        """Sound-source localisation: which object in ``image`` makes the sound in ``audio``?"""
+        return self._ask([{"type": "image", "image": image}, {"type": "audio", "audio": audio}],
+                         EVAL_PROMPTS["sound_localization"], **settings)

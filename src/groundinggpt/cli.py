@@ -1,0 +1,44 @@
+"""The ``groundinggpt`` command line: one sub-command per job, each a plain function.
+
+Each job lives with its code and registers itself here through a
+``register(subparsers)`` function in its own module (listed in ``COMMANDS``), so
+this file stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# module path → the sub-commands it registers (documentation only; the module decides)
+COMMANDS: dict[str, str] = {
+    "groundinggpt.cli_info": "info",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="groundinggpt",
+        description="GroundingGPT: train, evaluate and serve a multimodal grounding LLM.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in COMMANDS:
+        importlib.import_module(module).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,163 @@
+"""Model presets: the CPU-sized ``tiny`` and the paper's ``groundinggpt-7b`` / ``-13b``.
+
+- ``tiny``: a few M parameters, the committed byte-level tokenizer (one token per
+  digit). Random-init here; the synthetic quickstart trains it.
+- ``groundinggpt-7b`` / ``groundinggpt-13b``: the paper's shapes — Vicuna-v1.5,
+  CLIP ViT-L/14-336 (layer −2, 576 tokens, MLP adapter 1024→D→D), 64 video
+  frames → 64 tokens, 3 audio clips → 8 tokens through ImageBind-Huge audio.
+  :func:`build_from_pretrained_parts` loads each part from a *local* folder;
+  nothing is downloaded.
+
+Example:
+    >>> from groundinggpt.presets import build_tiny
+    >>> model, processor = build_tiny(seed=0)
+    >>> sum(p.numel() for p in model.parameters()) < 10_000_000
+    True
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, LlamaConfig
+
+from .models import GroundingGPTConfig, GroundingGPTForCausalLM
+from .models.audio_encoder import load_imagebind_audio_weights
+from .models.configuration_groundinggpt import GroundingGPTAudioConfig, GroundingGPTVideoConfig
+from .processor import GroundingGPTProcessor, ProcessorConfig
+
+PRESETS = ("tiny", "groundinggpt-7b", "groundinggpt-13b")
+MEDIA_TOKENS = ("<image>", "<video>", "<audio>")
+
+# Vicuna-v1.5 shapes (LLaMA-2 architecture).
+_VICUNA = {
+    "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32),
+    "13b": dict(hidden_size=5120, intermediate_size=13824, num_hidden_layers=40, num_attention_heads=40),
+}
+# CLIP ViT-L/14 at 336 px.
+_CLIP_L14_336 = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                     image_size=336, patch_size=14, projection_dim=768, hidden_act="quick_gelu")
+
+
+def tiny_tokenizer():
+    """The committed tiny tokenizer (byte-level BPE, single-digit tokens, media placeholders)."""
+    path = resources.files("groundinggpt") / "assets" / "tiny-tokenizer"
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def tiny_config(**overrides: Any) -> GroundingGPTConfig:
+    """Config of the tiny preset, with placeholder ids taken from the tiny tokenizer."""
+    tok = tiny_tokenizer()
+    ids = tok.convert_tokens_to_ids(list(MEDIA_TOKENS))
+    cfg = dict(image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2])
+    cfg.update(overrides)
+    return GroundingGPTConfig(**cfg)
+
+
+def tiny_processor(config: GroundingGPTConfig | None = None) -> GroundingGPTProcessor:
+    return GroundingGPTProcessor(tiny_tokenizer(), ProcessorConfig.from_model_config(config or tiny_config()))
+
+
+def build_tiny(seed: int = 0, **overrides: Any) -> tuple[GroundingGPTForCausalLM, GroundingGPTProcessor]:
+    """A random-init tiny model and its processor (deterministic for a seed)."""
+    config = tiny_config(**overrides)
+    torch.manual_seed(seed)
+    return GroundingGPTForCausalLM(config), tiny_processor(config)
+
+
+def paper_config(size: str = "7b", text_config: LlamaConfig | None = None,
+                 vision_config: CLIPVisionConfig | None = None, vocab_size: int = 32000 + len(MEDIA_TOKENS),
+                 **overrides: Any) -> GroundingGPTConfig:
+    """The paper's shapes (Section 3.1, Table 9; the authors' code for the Q-Former sizes).
+
+    Args:
+        size: ``"7b"`` or ``"13b"`` (Vicuna-v1.5).
+        text_config / vision_config: take the shapes from local pretrained configs instead.
+        vocab_size: LLaMA's 32000 plus the three media placeholders appended at 32000–32002.
+    """
+    if size not in _VICUNA:
+        raise ValueError(f"size must be one of {sorted(_VICUNA)}, got {size!r}")
+    if text_config is None:
+        text_config = LlamaConfig(vocab_size=vocab_size, max_position_embeddings=4096, rms_norm_eps=1e-5,
+                                  bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+                                  **_VICUNA[size])
+    vision_config = vision_config or CLIPVisionConfig(**_CLIP_L14_336)
+    base = text_config.vocab_size - len(MEDIA_TOKENS)
+    values: dict[str, Any] = dict(
+        text_config=text_config,
+        vision_config=vision_config,
+        vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+        image_token_pool=1,  # all 576 patches, as in the paper
+        image_adapter="mlp",
+        video_config=GroundingGPTVideoConfig(
+            num_frames=64, frame_token_pool=4, num_query_tokens=64, qformer_hidden_size=768,
+            qformer_num_layers=2, qformer_num_heads=12, qformer_intermediate_size=3072, adapter="linear",
+        ),
+        audio_config=GroundingGPTAudioConfig(
+            encoder={}, num_clips=3, clip_seconds=2.0, max_clips=8, num_query_tokens=8, qformer_hidden_size=768,
+            qformer_num_layers=2, qformer_num_heads=12, qformer_intermediate_size=3072, adapter="linear",
+        ),
+        image_token_id=base, video_token_id=base + 1, audio_token_id=base + 2,
+        chat_template="vicuna_v1",
+    )
+    values.update(overrides)
+    return GroundingGPTConfig(**values)
+
+
+def build_from_pretrained_parts(
+    llm: str | Path,
+    vision: str | Path,
+    audio: str | Path | None = None,
+    size: str = "7b",
+    dtype: torch.dtype = torch.float32,
+) -> tuple[GroundingGPTForCausalLM, GroundingGPTProcessor]:
+    """Assemble a paper-shaped model from local pretrained folders (the start of stage 1).
+
+    Args:
+        llm: a local Vicuna-v1.5 folder (HF format: config.json, tokenizer, weights).
+        vision: a local CLIP ViT-L/14-336 folder (a full CLIP or a CLIPVisionModel checkpoint).
+        audio: ImageBind-Huge weights (``imagebind_huge.pth``) or a GroundingGPT/LEGO
+            checkpoint file holding ``audio_encoder.*`` keys; ``None`` leaves the audio
+            encoder random (only sensible for tests).
+        size: which Vicuna shape to expect; the LLM's own config wins where they differ.
+        dtype: weights dtype (``torch.bfloat16`` on GPU).
+
+    Nothing is fetched from a hub: every ``from_pretrained`` runs with ``local_files_only``.
+    """
+    for name, path in (("llm", llm), ("vision", vision)):
+        if not Path(path).is_dir():
+            raise FileNotFoundError(f"{name} folder {path} does not exist (expected a local Hugging Face folder)")
+    tokenizer = AutoTokenizer.from_pretrained(llm, local_files_only=True, use_fast=True)
+    added = tokenizer.add_special_tokens({"additional_special_tokens": list(MEDIA_TOKENS)},
+                                         replace_additional_special_tokens=False)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.unk_token
+    language_model = AutoModelForCausalLM.from_pretrained(llm, local_files_only=True, dtype=dtype)
+    if added:
+        language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    vision_tower = CLIPVisionModel.from_pretrained(vision, local_files_only=True, dtype=dtype)
+    ids = tokenizer.convert_tokens_to_ids(list(MEDIA_TOKENS))
+    config = paper_config(size, text_config=language_model.config, vision_config=vision_tower.config,
+                          image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2])
+    model = GroundingGPTForCausalLM(config, language_model=language_model)
+    model.vision_tower.load_state_dict(vision_tower.state_dict())
+    if audio is not None:
+        load_imagebind_audio_weights(model.audio_encoder, audio)
+    model.to(dtype)
+    return model, GroundingGPTProcessor(tokenizer, ProcessorConfig.from_model_config(config))
+
+
+def build_preset(name: str, **kwargs: Any) -> tuple[GroundingGPTForCausalLM, GroundingGPTProcessor]:
+    """``tiny`` builds at once; the paper presets need ``llm=``, ``vision=`` and ``audio=`` folders."""
+    if name == "tiny":
+        return build_tiny(**kwargs)
+    if name in ("groundinggpt-7b", "groundinggpt-13b"):
+        missing = [k for k in ("llm", "vision") if k not in kwargs]
+        if missing:
+            raise ValueError(f"preset {name!r} is built from local folders; missing: {', '.join(missing)}")
+        return build_from_pretrained_parts(size=name.rsplit("-", 1)[1], **kwargs)
+    raise ValueError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")

@@ -1,0 +1,429 @@
+"""The processor: chat messages with media → model inputs, and model text → grounded results.
+
+It is the only place where
+
+- media placeholders are created: each image/video/audio part becomes exactly as
+  many placeholder tokens as its branch emits, so the model splices by mask;
+  text a user types (``"<image>"``, ``"</s>"`` ...) is tokenised as plain text and
+  never becomes a special token;
+- the chat template is applied and ``labels`` are built (only the assistant's
+  answers and their terminators are trained);
+- coordinates change frame: boxes in messages are relative to the *original*
+  image and are rewritten relative to the padded square the model sees; boxes in
+  model output go back the other way in :meth:`GroundingGPTProcessor.post_process`.
+
+Messages follow the Hugging Face multimodal chat format::
+
+    [{"role": "user", "content": [
+        {"type": "image", "image": "cat.jpg"},          # path, bytes, PIL image or data: URL
+        {"type": "text", "text": "Output the coordinate of the cat."}]},
+     {"role": "assistant", "content": "The cat[0.100, 0.200, 0.500, 0.900]."}]
+
+Example:
+    >>> from groundinggpt.presets import tiny_processor
+    >>> proc = tiny_processor()
+    >>> batch = proc([{"role": "user", "content": "Hi <image>!"}])
+    >>> int((batch["input_ids"] == proc.config.image_token_id).sum())   # typed text is not a placeholder
+    0
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
+
+from .chat_template import ChatTemplate, get_template
+from .errors import InputError, MediaError
+from .grounding import Box, GroundedEntity, original_to_square, parse_grounding, replace_boxes, square_to_original
+from .media.audio import AUDIO_MEAN, AUDIO_STD, preprocess_audio
+from .media.image import CLIP_MEAN, CLIP_STD, load_image, preprocess_image
+from .media.video import preprocess_video
+
+PROCESSOR_CONFIG_NAME = "groundinggpt_processor.json"
+IGNORE_INDEX = -100
+MEDIA_KINDS = ("image", "video", "audio")
+
+
+@dataclass
+class ProcessorConfig:
+    """Media settings and placeholder lengths; derived from the model config by :meth:`from_model_config`."""
+
+    image_size: int = 64
+    image_mean: tuple[float, float, float] = CLIP_MEAN
+    image_std: tuple[float, float, float] = CLIP_STD
+    image_seq_length: int = 16
+    num_frames: int = 8
+    video_seq_length: int = 8
+    num_clips: int = 3
+    clip_seconds: float = 2.0
+    num_mel_bins: int = 128
+    target_frames: int = 204
+    audio_mean: float = AUDIO_MEAN
+    audio_std: float = AUDIO_STD
+    audio_seq_length: int = 4
+    image_token: str = "<image>"
+    video_token: str = "<video>"
+    audio_token: str = "<audio>"
+    chat_template: str = "vicuna_v1"
+    # How many media of each kind one conversation may hold (the paper trains with one).
+    max_media: dict[str, int] = field(default_factory=lambda: {"image": 1, "video": 1, "audio": 1})
+    max_image_pixels: int = 64_000_000  # refuse decompression bombs before decoding them
+
+    @classmethod
+    def from_model_config(cls, config: Any, **overrides: Any) -> ProcessorConfig:
+        values: dict[str, Any] = dict(
+            image_size=config.vision_config.image_size,
+            image_seq_length=config.image_seq_length,
+            image_token=config.image_token, video_token=config.video_token, audio_token=config.audio_token,
+            chat_template=config.chat_template,
+        )
+        if config.video_config is not None:
+            values.update(num_frames=config.video_config.num_frames, video_seq_length=config.video_seq_length)
+        else:
+            values.update(video_seq_length=0)
+        if config.audio_config is not None:
+            a = config.audio_config
+            values.update(num_clips=a.num_clips, clip_seconds=a.clip_seconds, num_mel_bins=a.num_mel_bins,
+                          target_frames=a.target_frames, audio_seq_length=config.audio_seq_length)
+        else:
+            values.update(audio_seq_length=0)
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass
+class MediaInfo:
+    """What the processor learnt about one medium; needed to convert the model's answer back."""
+
+    kind: str
+    original_size: tuple[int, int] | None = None  # (width, height) of an image / video frame
+    duration: float | None = None  # seconds, for video and audio
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GroundedOutput:
+    """A model answer with its grounding in the user's frame.
+
+    ``entities`` carry boxes relative to the *original* image, ``boxes_pixels``
+    the same boxes in pixels, ``spans_seconds`` the spans in seconds.
+    """
+
+    text: str
+    entities: list[GroundedEntity]
+    image_size: tuple[int, int] | None = None
+    duration: float | None = None
+
+    @property
+    def boxes(self) -> list[Box]:
+        return [e.box for e in self.entities if e.box is not None]
+
+    @property
+    def boxes_pixels(self) -> list[tuple[float, float, float, float]]:
+        if self.image_size is None:
+            return []
+        return [b.to_pixels(*self.image_size) for b in self.boxes]
+
+    @property
+    def spans_seconds(self) -> list[tuple[float, float]]:
+        if self.duration is None:
+            return []
+        return [(e.span.start * self.duration, e.span.end * self.duration) for e in self.entities if e.span]
+
+    def to_dict(self) -> dict[str, Any]:
+        entities = []
+        for e in self.entities:
+            d = e.to_dict()
+            if e.box is not None and self.image_size is not None:
+                d["box_pixels"] = [round(v, 2) for v in e.box.to_pixels(*self.image_size)]
+            if e.span is not None and self.duration is not None:
+                d["span_seconds"] = [round(e.span.start * self.duration, 3), round(e.span.end * self.duration, 3)]
+            entities.append(d)
+        return {"text": self.text, "entities": entities, "image_size": self.image_size, "duration": self.duration}
+
+
+def _part_source(part: dict[str, Any], kind: str, where: str) -> Any:
+    for key in (kind, "url", "path", f"{kind}_url"):
+        value = part.get(key)
+        if isinstance(value, dict) and "url" in value:  # OpenAI-style {"image_url": {"url": ...}}
+            value = value["url"]
+        if value is not None:
+            return value
+    raise InputError(
+        f"{where}: a {kind!r} part has no file: expected a {kind!r} field holding a path, bytes, "
+        f"{'PIL image, ' if kind == 'image' else ''}or data: URL"
+    )
+
+
+class GroundingGPTProcessor:
+    """Turns conversations into model inputs and model text into grounded results.
+
+    Args:
+        tokenizer: the LLM's tokenizer; must contain the three placeholder tokens.
+        config: media settings; see :class:`ProcessorConfig`.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, config: ProcessorConfig | None = None):
+        self.tokenizer = tokenizer
+        self.config = config or ProcessorConfig()
+        self.template: ChatTemplate = get_template(self.config.chat_template)
+        self.token_ids = {}
+        for kind in MEDIA_KINDS:
+            token = getattr(self.config, f"{kind}_token")
+            token_id = tokenizer.convert_tokens_to_ids(token)
+            if token_id is None or token_id == tokenizer.unk_token_id:
+                raise ValueError(f"tokenizer has no {kind} placeholder token {token!r}; add it as a special token")
+            self.token_ids[kind] = token_id
+        self.seq_lengths = {
+            "image": self.config.image_seq_length,
+            "video": self.config.video_seq_length,
+            "audio": self.config.audio_seq_length,
+        }
+
+    # ---- identity -------------------------------------------------------------------------
+    @property
+    def image_token_id(self) -> int:
+        return self.token_ids["image"]
+
+    def save_pretrained(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(directory)
+        (directory / PROCESSOR_CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path, **overrides: Any) -> GroundingGPTProcessor:
+        directory = Path(directory)
+        path = directory / PROCESSOR_CONFIG_NAME
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: not a GroundingGPT model/processor folder")
+        values = json.loads(path.read_text())
+        values.update(overrides)
+        for key in ("image_mean", "image_std"):
+            values[key] = tuple(values[key])
+        return cls(AutoTokenizer.from_pretrained(directory), ProcessorConfig(**values))
+
+    # ---- media ----------------------------------------------------------------------------
+    def load_medium(self, kind: str, source: Any) -> tuple[torch.Tensor, MediaInfo]:
+        """Decode and preprocess one medium → (tensor, info). Raises MediaError naming the source."""
+        c = self.config
+        if kind == "image":
+            image = load_image(source, max_pixels=c.max_image_pixels)
+            out = preprocess_image(image, size=c.image_size, mean=c.image_mean, std=c.image_std)
+            return out.pixel_values, MediaInfo("image", original_size=tuple(out.original_size))
+        if kind == "video":
+            out = preprocess_video(source, num_frames=c.num_frames, size=c.image_size, mean=c.image_mean, std=c.image_std)
+            return out.pixel_values, MediaInfo("video", original_size=tuple(out.original_size), duration=out.duration)
+        if kind == "audio":
+            out = preprocess_audio(source, num_clips=c.num_clips, clip_seconds=c.clip_seconds,
+                                   num_mel_bins=c.num_mel_bins, target_frames=c.target_frames,
+                                   mean=c.audio_mean, std=c.audio_std)
+            return out.input_features, MediaInfo("audio", duration=out.duration)
+        raise InputError(f"unknown media kind {kind!r}; expected one of {MEDIA_KINDS}")
+
+    # ---- one conversation -----------------------------------------------------------------
+    def _normalise(self, messages: Any, where: str) -> list[dict[str, Any]]:
+        if not isinstance(messages, (list, tuple)) or not messages:
+            raise InputError(f"{where}: expected a non-empty list of messages, got {type(messages).__name__}")
+        out = []
+        for i, message in enumerate(messages):
+            if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                raise InputError(f"{where}, message {i}: expected a dict with 'role' and 'content'")
+            role, content = message["role"], message["content"]
+            if role not in ("system", "user", "assistant"):
+                raise InputError(f"{where}, message {i}: unknown role {role!r}; expected system, user or assistant")
+            if isinstance(content, str):
+                content = [{"type": "text", "text": content}]
+            if not isinstance(content, (list, tuple)):
+                raise InputError(f"{where}, message {i}: content must be a string or a list of parts")
+            for j, part in enumerate(content):
+                kind = part.get("type") if isinstance(part, dict) else None
+                if kind not in ("text", *MEDIA_KINDS):
+                    raise InputError(
+                        f"{where}, message {i}, part {j}: unknown content type {kind!r}; "
+                        "expected 'text', 'image', 'video' or 'audio'"
+                    )
+                if kind == "text" and not isinstance(part.get("text"), str):
+                    raise InputError(f"{where}, message {i}, part {j}: a text part needs a string 'text' field")
+                if kind != "text" and role != "user":
+                    raise InputError(f"{where}, message {i}, part {j}: only user messages may hold media")
+            out.append({"role": role, "content": list(content)})
+        return out
+
+    def _encode_conversation(self, messages: Any, where: str, add_generation_prompt: bool):
+        """→ (ids, labels, media tensors by kind, media infos)."""
+        messages = self._normalise(messages, where)
+        t = self.template
+        ids: list[int] = []
+        labels: list[int] = []
+        media: dict[str, list[torch.Tensor]] = {k: [] for k in MEDIA_KINDS}
+        infos: list[MediaInfo] = []
+        current_image: MediaInfo | None = None
+
+        def text(s: str, train: bool = False) -> None:
+            if not s:
+                return
+            # split_special_tokens: a user typing "<image>" or "</s>" gets plain text tokens.
+            toks = self.tokenizer(s, add_special_tokens=False, split_special_tokens=True)["input_ids"]
+            ids.extend(toks)
+            labels.extend(toks if train else [IGNORE_INDEX] * len(toks))
+
+        def to_square(s: str) -> str:
+            # Boxes a user or dataset writes are relative to the original image; the model's are not.
+            if current_image is None:
+                return s
+            w, h = current_image.original_size
+            return replace_boxes(s, lambda b: original_to_square(b, w, h))
+
+        if self.tokenizer.bos_token_id is not None:
+            ids.append(self.tokenizer.bos_token_id)
+            labels.append(IGNORE_INDEX)
+        system = t.system
+        if messages[0]["role"] == "system":
+            system = "".join(p["text"] for p in messages[0]["content"] if p["type"] == "text")
+            messages = messages[1:]
+        text(system + t.after_system)
+        counts = {k: 0 for k in MEDIA_KINDS}
+        for i, message in enumerate(messages):
+            if message["role"] == "system":
+                raise InputError(f"{where}, message {i}: a system message may only come first")
+            if message["role"] == "user":
+                text(t.user_prefix)
+                for j, part in enumerate(message["content"]):
+                    kind = part["type"]
+                    if kind == "text":
+                        text(to_square(part["text"]))
+                        continue
+                    counts[kind] += 1
+                    limit = self.config.max_media.get(kind, 0) if self.seq_lengths[kind] else 0
+                    if counts[kind] > limit:
+                        raise InputError(
+                            f"{where}: {counts[kind]} {kind} parts, but this model supports at most {limit} per conversation"
+                        )
+                    source = _part_source(part, kind, f"{where}, message {i}, part {j}")
+                    try:
+                        tensor, info = self.load_medium(kind, source)
+                    except MediaError as e:
+                        raise MediaError(f"{where}, message {i}, part {j}: {e}") from e
+                    media[kind].append(tensor)
+                    infos.append(info)
+                    if kind == "image":
+                        current_image = info
+                    n = self.seq_lengths[kind]
+                    ids.extend([self.token_ids[kind]] * n)
+                    labels.extend([IGNORE_INDEX] * n)
+                    text("\n")
+                text(t.user_suffix)
+            else:
+                answer = "".join(p["text"] for p in message["content"])
+                text(t.assistant_prefix)
+                text(t.answer_prefix + to_square(answer), train=True)
+                if t.answer_suffix is None:
+                    ids.append(self.tokenizer.eos_token_id)
+                    labels.append(self.tokenizer.eos_token_id)
+                else:
+                    text(t.answer_suffix, train=True)
+        if add_generation_prompt:
+            if messages[-1]["role"] == "assistant":
+                raise InputError(f"{where}: add_generation_prompt=True but the last message is the assistant's")
+            text(t.assistant_prefix)
+        return ids, labels, media, infos
+
+    def __call__(
+        self,
+        conversations: Any,
+        add_generation_prompt: bool | None = None,
+        padding_side: str = "left",
+        return_labels: bool = False,
+    ) -> BatchFeature:
+        """Encode one conversation (a list of messages) or a batch of them.
+
+        Args:
+            conversations: a list of messages, or a list of such lists.
+            add_generation_prompt: end with the assistant prefix so the model answers next.
+                Defaults to True when the last message is the user's.
+            padding_side: ``"left"`` for generation, ``"right"`` for training.
+            return_labels: also return ``labels`` (-100 everywhere but the answers).
+
+        Returns:
+            A ``BatchFeature`` with ``input_ids``, ``attention_mask`` (and ``labels``), the
+            media tensors present (``pixel_values`` [I,3,S,S], ``pixel_values_videos``
+            [V,M,3,S,S], ``input_features`` [A,N,1,F,T]) and ``media_info`` (a list per sample).
+        """
+        batch = conversations
+        if isinstance(conversations, (list, tuple)) and conversations and isinstance(conversations[0], dict):
+            batch = [conversations]
+        if not isinstance(batch, (list, tuple)) or not batch:
+            raise InputError("expected a conversation (list of messages) or a non-empty list of conversations")
+        encoded = []
+        for b, messages in enumerate(batch):
+            gen = add_generation_prompt
+            if gen is None:
+                gen = isinstance(messages, (list, tuple)) and bool(messages) and isinstance(messages[-1], dict) \
+                    and messages[-1].get("role") == "user"
+            encoded.append(self._encode_conversation(messages, f"conversation {b}", gen))
+        return self._collate(encoded, padding_side, return_labels)
+
+    def _collate(self, encoded, padding_side: str, return_labels: bool) -> BatchFeature:
+        if padding_side not in ("left", "right"):
+            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        max_len = max(len(ids) for ids, *_ in encoded)
+        input_ids = torch.full((len(encoded), max_len), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(encoded), max_len), dtype=torch.long)
+        labels = torch.full((len(encoded), max_len), IGNORE_INDEX, dtype=torch.long)
+        for row, (ids, labs, _, _) in enumerate(encoded):
+            n = len(ids)
+            sl = slice(max_len - n, max_len) if padding_side == "left" else slice(0, n)
+            input_ids[row, sl] = torch.tensor(ids, dtype=torch.long)
+            attention[row, sl] = 1
+            labels[row, sl] = torch.tensor(labs, dtype=torch.long)
+        data: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention}
+        if return_labels:
+            data["labels"] = labels
+        for kind, key in (("image", "pixel_values"), ("video", "pixel_values_videos"), ("audio", "input_features")):
+            tensors = [t for _, _, media, _ in encoded for t in media[kind]]
+            if tensors:
+                data[key] = torch.stack(tensors)
+        feature = BatchFeature(data=data)
+        feature["media_info"] = [infos for *_, infos in encoded]
+        return feature
+
+    # ---- decoding -------------------------------------------------------------------------
+    def decode(self, token_ids: Any) -> str:
+        """Generated ids → answer text, cut at the template's stop strings."""
+        text = self.tokenizer.decode(token_ids, skip_special_tokens=True)
+        for stop in self.template.stop_strings:
+            cut = text.find(stop)
+            if cut >= 0:
+                text = text[:cut]
+        return text.strip()
+
+    def post_process(self, text: str, media_info: list[MediaInfo] | None = None) -> GroundedOutput:
+        """Parse boxes and spans from model text and express them in the user's frame.
+
+        Boxes are converted from the padded square to the original image (the last image
+        of the conversation, which is what the model was looking at); spans get a
+        duration from the conversation's video (or audio) so callers can read seconds.
+        """
+        media_info = media_info or []
+        image = next((m for m in reversed(media_info) if m.kind == "image"), None)
+        timed = next((m for m in reversed(media_info) if m.kind == "video"), None) or next(
+            (m for m in reversed(media_info) if m.kind == "audio"), None
+        )
+        if image is not None and image.original_size:
+            w, h = image.original_size
+            text = replace_boxes(text, lambda b: square_to_original(b, w, h))
+        entities = parse_grounding(text)  # parsed after conversion, so offsets match the returned text
+        return GroundedOutput(
+            text=text, entities=entities,
+            image_size=tuple(image.original_size) if image is not None and image.original_size else None,
+            duration=timed.duration if timed is not None else None,
+        )

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny random model and media generated on the fly (no downloads)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from PIL import Image, ImageDraw
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """(model, processor) of the tiny preset, random init, eval mode, fixed seed."""
+    from groundinggpt.presets import build_tiny
+
+    model, processor = build_tiny(seed=0)
+    return model.eval(), processor
+
+
+def make_image(width: int = 96, height: int = 64, box=(10, 8, 40, 30), colour=(220, 30, 30)) -> Image.Image:
+    img = Image.new("RGB", (width, height), (240, 240, 240))
+    ImageDraw.Draw(img).rectangle(box, fill=colour)
+    return img
+
+
+def make_video_frames(n: int = 12, width: int = 64, height: int = 48) -> list[np.ndarray]:
+    frames = []
+    for k in range(n):
+        f = np.full((height, width, 3), 20 * (k % 12), dtype=np.uint8)
+        f[:, : (k * width) // n] = (200, 40, 40)
+        frames.append(f)
+    return frames
+
+
+@pytest.fixture
+def image_path(tmp_path):
+    path = tmp_path / "scene.png"
+    make_image().save(path)
+    return path
+
+
+@pytest.fixture
+def video_path(tmp_path):
+    from groundinggpt.media.video import write_video
+
+    path = tmp_path / "clip.mp4"
+    write_video(path, make_video_frames(), fps=6)
+    return path
+
+
+@pytest.fixture
+def audio_path(tmp_path):
+    path = tmp_path / "tone.wav"
+    t = np.arange(int(16000 * 2.5)) / 16000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32), 16000)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _deterministic():
+    torch.manual_seed(0)
+    yield

@@ -1,0 +1,74 @@
+"""The Python API: one-call helpers return structured results in the user's frame."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from groundinggpt import GenerationSettings, GroundingGPT
+from groundinggpt.grounding import Box
+
+from conftest import make_image
+
+
+@pytest.fixture(scope="module")
+def gg():
+    return GroundingGPT.from_preset("tiny", seed=0)
+
+
+def test_ground_returns_original_frame_results(gg):
+    out = gg.ground(make_image(120, 60), "the red box", max_new_tokens=8)
+    assert out.image_size == (120, 60)
+    assert isinstance(out.text, str)
+
+
+def test_post_processing_of_a_forced_answer(gg, monkeypatch):
+    """Whatever the model says, a box in its square frame comes back in the original frame."""
+    monkeypatch.setattr(gg.processor, "decode", lambda ids: "The red box[0.000, 0.250, 0.500, 0.750].")
+    out = gg.ground(make_image(120, 60), "the red box", max_new_tokens=2)
+    assert out.entities[0].phrase == "The red box"
+    assert out.boxes[0].as_list() == pytest.approx(Box(0.0, 0.0, 0.5, 1.0).as_list(), abs=1e-3)
+    assert out.boxes_pixels[0] == pytest.approx((0, 0, 60, 60), abs=0.5)
+
+
+def test_when_and_sound_source(gg, video_path, audio_path, image_path, monkeypatch):
+    monkeypatch.setattr(gg.processor, "decode", lambda ids: "It turns red in {0.25, 0.50}.")
+    out = gg.when(str(video_path), "it turns red", max_new_tokens=2)
+    assert out.duration == pytest.approx(2.0, abs=0.2)
+    assert out.spans_seconds[0] == pytest.approx((0.25 * out.duration, 0.5 * out.duration))
+    monkeypatch.undo()
+    out = gg.sound_source(str(image_path), str(audio_path), max_new_tokens=3)
+    assert out.image_size == (96, 64)
+
+
+def test_batched_generate_matches_single(gg, image_path):
+    convs = [[{"role": "user", "content": [{"type": "image", "image": str(image_path)},
+                                          {"type": "text", "text": "Output the coordinate of the red box."}]}],
+             [{"role": "user", "content": "hello there"}]]
+    batched = gg.generate(convs, max_new_tokens=6)
+    single = [gg.chat(c, max_new_tokens=6) for c in convs]
+    assert [b.text for b in batched] == [s.text for s in single]
+
+
+def test_sampling_with_seed_is_reproducible(gg):
+    conv = [{"role": "user", "content": "hello"}]
+    a = gg.chat(conv, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=3).text
+    b = gg.chat(conv, max_new_tokens=8, temperature=1.0, top_p=0.9, seed=3).text
+    assert a == b
+
+
+def test_bad_generation_settings():
+    with pytest.raises(ValueError, match="max_new_tokens"):
+        GenerationSettings(max_new_tokens=0).generate_kwargs()
+    with pytest.raises(ValueError, match="top_p"):
+        GenerationSettings(top_p=0).generate_kwargs()
+
+
+def test_save_and_reload_api(gg, tmp_path, image_path):
+    gg.save_pretrained(tmp_path)
+    again = GroundingGPT.from_pretrained(tmp_path)
+    conv = [{"role": "user", "content": [{"type": "image", "image": str(image_path)},
+                                         {"type": "text", "text": "what?"}]}]
+    assert again.chat(conv, max_new_tokens=6).text == gg.chat(conv, max_new_tokens=6).text
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        GroundingGPT.from_pretrained(tmp_path / "missing")
