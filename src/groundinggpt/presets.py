@@ -114,6 +114,7 @@ def build_from_pretrained_parts(
     audio: str | Path | None = None,
     size: str = "7b",
     dtype: torch.dtype = torch.float32,
+    **config_overrides: Any,
 ) -> tuple[GroundingGPTForCausalLM, GroundingGPTProcessor]:
     """Assemble a paper-shaped model from local pretrained folders (the start of stage 1).
 
@@ -125,6 +126,7 @@ def build_from_pretrained_parts(
             encoder random (only sensible for tests).
         size: which Vicuna shape to expect; the LLM's own config wins where they differ.
         dtype: weights dtype (``torch.bfloat16`` on GPU).
+        **config_overrides: passed to :func:`paper_config` (e.g. a smaller ``audio_config``).
 
     Nothing is fetched from a hub: every ``from_pretrained`` runs with ``local_files_only``.
     """
@@ -132,8 +134,7 @@ def build_from_pretrained_parts(
         if not Path(path).is_dir():
             raise FileNotFoundError(f"{name} folder {path} does not exist (expected a local Hugging Face folder)")
     tokenizer = AutoTokenizer.from_pretrained(llm, local_files_only=True, use_fast=True)
-    added = tokenizer.add_special_tokens({"additional_special_tokens": list(MEDIA_TOKENS)},
-                                         replace_additional_special_tokens=False)
+    added = tokenizer.add_tokens(list(MEDIA_TOKENS), special_tokens=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token
     language_model = AutoModelForCausalLM.from_pretrained(llm, local_files_only=True, dtype=dtype)
@@ -142,7 +143,8 @@ def build_from_pretrained_parts(
     vision_tower = CLIPVisionModel.from_pretrained(vision, local_files_only=True, dtype=dtype)
     ids = tokenizer.convert_tokens_to_ids(list(MEDIA_TOKENS))
     config = paper_config(size, text_config=language_model.config, vision_config=vision_tower.config,
-                          image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2])
+                          image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2],
+                          **config_overrides)
     model = GroundingGPTForCausalLM(config, language_model=language_model)
     model.vision_tower.load_state_dict(vision_tower.state_dict())
     if audio is not None:

@@ -1,0 +1,106 @@
+"""Presets: the tiny preset and assembling the paper-shaped model from local pretrained folders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+from groundinggpt.models.audio_encoder import IMAGEBIND_AUDIO_KEY_MAP, ImageBindAudioEncoder, AudioEncoderConfig
+from groundinggpt.models.configuration_groundinggpt import GroundingGPTAudioConfig, GroundingGPTVideoConfig
+from groundinggpt.presets import build_from_pretrained_parts, build_preset, build_tiny
+
+SMALL_AUDIO = dict(embed_dim=32, depth=1, num_heads=2, out_dim=32, patch_stride=16)
+
+
+def test_tiny_is_a_few_million_parameters_and_digits_are_single_tokens():
+    model, proc = build_tiny()
+    n = sum(p.numel() for p in model.parameters())
+    assert 2_000_000 < n < 10_000_000
+    tokens = proc.tokenizer.tokenize("[0.125, 0.875]")
+    assert [t for t in tokens if any(c.isdigit() for c in t)] == list("0125") + list("0875")
+
+
+def _vicuna_like_folder(path):
+    """A tiny LLaMA + BPE tokenizer folder *without* the media tokens (like a real Vicuna)."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(["a chat between a curious user and an assistant"] * 10,
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+    fast.save_pretrained(path)
+    cfg = LlamaConfig(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    torch.manual_seed(1)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+    return len(fast)
+
+
+def _official_audio_checkpoint(path, cfg: AudioEncoderConfig):
+    """Our encoder's weights written under ImageBind's official names (as imagebind_huge.pth is)."""
+    torch.manual_seed(2)
+    enc = ImageBindAudioEncoder(cfg)
+    ours_to_official = {v: k for k, v in IMAGEBIND_AUDIO_KEY_MAP.items()}
+    sd = {}
+    for key, value in enc.state_dict().items():
+        if key.startswith("blocks."):
+            sd["modality_trunks.audio." + key] = value.clone()
+        else:
+            sd[ours_to_official[key]] = value.clone()
+    torch.save(sd, path)
+    return enc
+
+
+def test_build_from_local_folders(tmp_path):
+    base_vocab = _vicuna_like_folder(tmp_path / "llm")
+    vision_cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                  image_size=56, patch_size=14)
+    torch.manual_seed(3)
+    CLIPVisionModel(vision_cfg).save_pretrained(tmp_path / "clip")
+    enc_cfg = AudioEncoderConfig.from_dict(SMALL_AUDIO)
+    reference_audio = _official_audio_checkpoint(tmp_path / "imagebind.pth", enc_cfg)
+
+    model, proc = build_from_pretrained_parts(
+        tmp_path / "llm", tmp_path / "clip", tmp_path / "imagebind.pth",
+        video_config=GroundingGPTVideoConfig(num_frames=4, frame_token_pool=1, num_query_tokens=4),
+        audio_config=GroundingGPTAudioConfig(encoder=SMALL_AUDIO, num_query_tokens=2),
+    )
+    # The three media tokens are appended to the LLM vocabulary and the embeddings resized.
+    assert len(proc.tokenizer) == base_vocab + 3
+    assert model.get_input_embeddings().weight.shape[0] == base_vocab + 3
+    assert proc.token_ids["image"] == base_vocab
+    # Every pretrained part arrived unchanged.
+    llm = LlamaForCausalLM.from_pretrained(tmp_path / "llm")
+    torch.testing.assert_close(model.language_model.model.layers[0].mlp.up_proj.weight,
+                               llm.model.layers[0].mlp.up_proj.weight)
+    clip = CLIPVisionModel.from_pretrained(tmp_path / "clip")
+    for k, v in clip.state_dict().items():
+        assert torch.equal(model.vision_tower.state_dict()[k], v), k
+    for k, v in reference_audio.state_dict().items():
+        assert torch.equal(model.audio_encoder.state_dict()[k], v), k
+    # Paper structure at these widths: 4×4 patches from a 56-px, patch-14 tower, layer −2, MLP adapter.
+    assert model.config.image_seq_length == 16 and model.config.vision_feature_layer == -2
+    assert model.image_adapter[0].in_features == 32 and model.image_adapter[2].out_features == 64
+    # And it runs end to end through the processor.
+    from PIL import Image
+    batch = proc([{"role": "user", "content": [{"type": "image", "image": Image.new("RGB", (70, 40), "red")},
+                                              {"type": "text", "text": "Output the coordinate of the red."}]}])
+    batch.pop("media_info")
+    with torch.no_grad():
+        out = model(**batch)
+    assert out.logits.shape[-1] == base_vocab + 3
+    # Added media tokens typed by a user stay plain text here too.
+    typed = proc([{"role": "user", "content": "what is <image> and <audio>?"}])["input_ids"]
+    assert not torch.isin(typed, torch.tensor(list(proc.token_ids.values()))).any()
+
+
+def test_missing_local_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="llm folder .* does not exist"):
+        build_from_pretrained_parts(tmp_path / "no-llm", tmp_path / "no-clip")
+    with pytest.raises(ValueError, match="missing: llm, vision"):
+        build_preset("groundinggpt-7b")
+    with pytest.raises(ValueError, match="unknown preset 'big'"):
+        build_preset("big")
