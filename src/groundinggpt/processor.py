@@ -257,8 +257,9 @@ class GroundingGPTProcessor:
             out.append({"role": role, "content": list(content)})
         return out
 
-    def _encode_conversation(self, messages: Any, where: str, add_generation_prompt: bool):
+    def _encode_conversation(self, messages: Any, where: str, add_generation_prompt: bool, media_loader=None):
         """→ (ids, labels, media tensors by kind, media infos)."""
+        load = media_loader or self.load_medium
         messages = self._normalise(messages, where)
         t = self.template
         ids: list[int] = []
@@ -309,10 +310,11 @@ class GroundingGPTProcessor:
                         )
                     source = _part_source(part, kind, f"{where}, message {i}, part {j}")
                     try:
-                        tensor, info = self.load_medium(kind, source)
+                        tensor, info = load(kind, source)
                     except MediaError as e:
                         raise MediaError(f"{where}, message {i}, part {j}: {e}") from e
-                    media[kind].append(tensor)
+                    if tensor is not None:  # None: the caller supplies features (e.g. the feature cache)
+                        media[kind].append(tensor)
                     infos.append(info)
                     if kind == "image":
                         current_image = info
@@ -342,6 +344,7 @@ class GroundingGPTProcessor:
         add_generation_prompt: bool | None = None,
         padding_side: str = "left",
         return_labels: bool = False,
+        media_loader: Any = None,
     ) -> BatchFeature:
         """Encode one conversation (a list of messages) or a batch of them.
 
@@ -351,6 +354,10 @@ class GroundingGPTProcessor:
                 Defaults to True when the last message is the user's.
             padding_side: ``"left"`` for generation, ``"right"`` for training.
             return_labels: also return ``labels`` (-100 everywhere but the answers).
+            media_loader: replaces :meth:`load_medium`: ``(kind, source) -> (tensor | None, MediaInfo)``.
+                Returning ``None`` as the tensor builds text, placeholders and coordinate
+                conversion as usual but adds no media tensor (the training feature cache
+                supplies the encoders' outputs instead).
 
         Returns:
             A ``BatchFeature`` with ``input_ids``, ``attention_mask`` (and ``labels``), the
@@ -368,7 +375,7 @@ class GroundingGPTProcessor:
             if gen is None:
                 gen = isinstance(messages, (list, tuple)) and bool(messages) and isinstance(messages[-1], dict) \
                     and messages[-1].get("role") == "user"
-            encoded.append(self._encode_conversation(messages, f"conversation {b}", gen))
+            encoded.append(self._encode_conversation(messages, f"conversation {b}", gen, media_loader))
         return self._collate(encoded, padding_side, return_labels)
 
     def _collate(self, encoded, padding_side: str, return_labels: bool) -> BatchFeature:

@@ -1,0 +1,147 @@
+"""The unified JSONL schema: validation, reading / writing, the LLaVA-style converter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import make_image
+from groundinggpt.data import DataError, Sample, from_llava_style, read_jsonl, write_jsonl
+from groundinggpt.errors import InputError
+from groundinggpt.grounding import Box, original_to_square, parse_boxes
+
+
+def rec_sample(i: int = 0, **over) -> dict:
+    d = {
+        "id": f"rec-{i}", "task": "rec", "stage": 2, "source": "refcoco",
+        "messages": [
+            {"role": "user", "content": [{"type": "image", "image": "img/a.png"},
+                                         {"type": "text", "text": "Output the coordinate of the red box."}]},
+            {"role": "assistant", "content": "[0.104, 0.125, 0.427, 0.484]"},
+        ],
+        "meta": None,
+    }
+    d.update(over)
+    return d
+
+
+def test_round_trip_and_media(tmp_path):
+    s = Sample.from_dict(rec_sample())
+    assert s.media() == [("image", "img/a.png")]
+    assert s.has_answer
+    path = write_jsonl([s, rec_sample(1)], tmp_path / "d" / "train.jsonl")
+    back = read_jsonl(path)
+    assert [b.to_dict() for b in back] == [s.to_dict(), Sample.from_dict(rec_sample(1)).to_dict()]
+
+
+def test_media_order_across_messages():
+    d = rec_sample(messages=[
+        {"role": "user", "content": [{"type": "video", "video": "v.mp4"}, {"type": "text", "text": "a"},
+                                     {"type": "audio", "audio": "s.wav"}]},
+        {"role": "assistant", "content": "x"},
+        {"role": "user", "content": [{"type": "image", "image": "i.png"}]},
+        {"role": "assistant", "content": "y"},
+    ])
+    assert Sample.from_dict(d).media() == [("video", "v.mp4"), ("audio", "s.wav"), ("image", "i.png")]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"messages": []}, "'messages' must be a non-empty list"),
+    ({"id": ""}, "'id'"),
+    ({"task": 3}, "'task'"),
+    ({"stage": "2"}, "'stage'"),
+    ({"stage": True}, "'stage'"),
+    ({"meta": []}, "'meta'"),
+    ({"messages": [{"role": "bot", "content": "x"}]}, "'messages[0].role'"),
+    ({"messages": [{"role": "user", "content": [{"type": "image"}]}]}, "'messages[0].content[0].image'"),
+    ({"messages": [{"role": "user", "content": [{"type": "gif", "gif": "a"}]}]}, "'messages[0].content[0].type'"),
+    ({"messages": [{"role": "assistant", "content": [{"type": "image", "image": "a"}]}]}, "user messages"),
+    ({"messages": [{"role": "user", "content": "a"}, {"role": "system", "content": "s"}]}, "only come first"),
+])
+def test_validation_names_the_field(change, field):
+    with pytest.raises(DataError) as err:
+        Sample.from_dict(rec_sample(**change), "train.jsonl:17")
+    assert str(err.value).startswith("train.jsonl:17: ")
+    assert field in str(err.value)
+    assert isinstance(err.value, InputError)
+
+
+def test_unknown_field_is_an_error():
+    d = rec_sample()
+    d["mesages"] = d.pop("messages")
+    with pytest.raises(DataError, match="unknown field.*mesages"):
+        Sample.from_dict(d)
+
+
+def test_read_jsonl_reports_file_and_line(tmp_path):
+    path = tmp_path / "train.jsonl"
+    good = json.dumps(rec_sample(0))
+    path.write_text(good + "\n\n" + '{"id": "x", "task": \n' + json.dumps(rec_sample(2, messages=[])) + "\n")
+    with pytest.raises(DataError) as err:
+        read_jsonl(path)
+    errors = err.value.errors
+    assert len(errors) == 2  # every line was checked, not just the first bad one
+    assert errors[0].startswith(f"{path}:3: invalid JSON")
+    assert errors[1] == f"{path}:4: field 'messages' must be a non-empty list"
+
+
+def test_blank_lines_skipped_and_duplicates_rejected(tmp_path):
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    a.write_text("\n" + json.dumps(rec_sample(0)) + "\n   \n")
+    assert [s.id for s in read_jsonl(a)] == ["rec-0"]
+    b.write_text(json.dumps(rec_sample(1)) + "\n" + json.dumps(rec_sample(0)) + "\n")
+    with pytest.raises(DataError, match=r"b.jsonl:2: field 'id' 'rec-0' is a duplicate \(first at .*a.jsonl:2\)"):
+        read_jsonl([a, b])
+    with pytest.raises(FileNotFoundError):
+        read_jsonl(tmp_path / "missing.jsonl")
+
+
+def test_llava_style_markers_become_parts():
+    rec = {"id": 7, "video": "v/clip.mp4", "conversations": [
+        {"from": "human", "value": "Look: <video>\nWhen does the dog jump?"},
+        {"from": "gpt", "value": "The dog jumps in {0.20, 0.45}."}]}
+    s = from_llava_style(rec, "llava.json:1", task="temporal_grounding", stage=2, source="didemo")
+    assert s.id == "7" and s.task == "temporal_grounding" and s.stage == 2
+    assert s.messages[0]["content"] == [{"type": "text", "text": "Look:"}, {"type": "video", "video": "v/clip.mp4"},
+                                        {"type": "text", "text": "When does the dog jump?"}]
+    assert s.messages[1] == {"role": "assistant", "content": "The dog jumps in {0.20, 0.45}."}
+
+
+def test_llava_style_sound_and_missing_marker():
+    rec = {"id": "a1", "image": "i.png", "sound": "s.wav", "conversations": [
+        {"from": "human", "value": "<sound>\nWhere is the sound from?"}, {"from": "gpt", "value": "[0.1, 0.2, 0.3, 0.4]"}]}
+    s = from_llava_style(rec)
+    # the image had no marker: it goes first (LLaVA's rule), the sound stays where its marker was
+    assert s.media() == [("image", "i.png"), ("audio", "s.wav")]
+
+
+@pytest.mark.parametrize("rec, match", [
+    ({"id": 1, "conversations": [{"from": "human", "value": "<image> hi"}, {"from": "gpt", "value": "x"}]},
+     "no image file"),
+    ({"id": 1, "image": "a", "conversations": [{"from": "human", "value": "<image><image>"}, {"from": "gpt", "value": "x"}]},
+     "second <image>"),
+    ({"id": 1, "image": "a", "conversations": [{"from": "human", "value": "x"}, {"from": "gpt", "value": "<image>"}]},
+     "only human turns"),
+    ({"image": "a", "conversations": []}, "'id'"),
+    ({"id": 1, "conversations": [{"from": "robot", "value": "x"}]}, "conversations\\[0\\]"),
+])
+def test_llava_style_errors(rec, match):
+    with pytest.raises(DataError, match=match):
+        from_llava_style(rec, "x.json:3")
+
+
+def test_llava_style_square_boxes_are_converted(tmp_path):
+    make_image(96, 64).save(tmp_path / "a.png")
+    original = Box(0.1, 0.2, 0.5, 0.75)
+    square = original_to_square(original, 96, 64)
+    text = f"the box[{square.x1}, {square.y1}, {square.x2}, {square.y2}]"
+    rec = {"id": 1, "image": "a.png", "conversations": [{"from": "human", "value": "<image>\nwhere?"},
+                                                          {"from": "gpt", "value": text}]}
+    kept = from_llava_style(rec)
+    assert parse_boxes(kept.messages[1]["content"])[0] == square  # default: boxes left as they are
+    conv = from_llava_style(rec, boxes_frame="square", media_root=tmp_path)
+    back = parse_boxes(conv.messages[1]["content"])[0]
+    assert back.as_list() == pytest.approx(original.as_list(), abs=1e-3)
+    with pytest.raises(ValueError, match="media_root"):
+        from_llava_style(rec, boxes_frame="square")
