@@ -198,3 +198,13 @@ def test_generation_prompt_after_assistant_is_an_error(tiny):
     _, proc = tiny
     with pytest.raises(InputError, match="last message is the assistant's"):
         proc([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}], add_generation_prompt=True)
+
+
+def test_system_prompt_override_and_system_message(tiny):
+    from dataclasses import replace
+    _, proc = tiny
+    short = GroundingGPTProcessor(proc.tokenizer, replace(proc.config, system_prompt="Be brief."))
+    text = short.tokenizer.decode(short([{"role": "user", "content": "Hi"}])["input_ids"][0])
+    assert text == "<s>Be brief. USER: Hi ASSISTANT:"
+    conv = [{"role": "system", "content": "Custom."}, {"role": "user", "content": "Hi"}]
+    assert proc.tokenizer.decode(proc(conv)["input_ids"][0]) == "<s>Custom. USER: Hi ASSISTANT:"

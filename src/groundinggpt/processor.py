@@ -70,6 +70,9 @@ class ProcessorConfig:
     video_token: str = "<video>"
     audio_token: str = "<audio>"
     chat_template: str = "vicuna_v1"
+    # Replaces the template's default system prompt (None keeps it). The tiny preset can use a
+    # short one: the Vicuna prompt is ~40 tokens, often more than the rest of a sample.
+    system_prompt: str | None = None
     # How many media of each kind one conversation may hold (the paper trains with one).
     max_media: dict[str, int] = field(default_factory=lambda: {"image": 1, "video": 1, "audio": 1})
     max_image_pixels: int = 64_000_000  # refuse decompression bombs before decoding them
@@ -286,7 +289,7 @@ class GroundingGPTProcessor:
         if self.tokenizer.bos_token_id is not None:
             ids.append(self.tokenizer.bos_token_id)
             labels.append(IGNORE_INDEX)
-        system = t.system
+        system = t.system if self.config.system_prompt is None else self.config.system_prompt
         if messages[0]["role"] == "system":
             system = "".join(p["text"] for p in messages[0]["content"] if p["type"] == "text")
             messages = messages[1:]
