@@ -1,0 +1,5 @@
+"""``python -m groundinggpt.data.synthetic ROOT [--seed N] ...``"""
+
+from .cli import main
+
+raise SystemExit(main())
