@@ -1,0 +1,357 @@
+"""Training recipes: YAML files with a ``training:`` and a ``groundinggpt:`` section.
+
+``training:`` holds ``transformers.TrainingArguments`` fields, checked against
+``dataclasses.fields(TrainingArguments)``; ``groundinggpt:`` holds this project's
+settings (:class:`TrainConfig`). Any unknown key is an error that names the key and
+the file, so a typo (``learning_rte``) never silently trains with a default.
+
+Recipes ship in ``groundinggpt/recipes/`` (``stage1`` .. ``stage3``, the paper's Table 9,
+and ``tiny-stage1`` .. ``tiny-stage3`` for CPU) and are found by name; any other YAML
+file is found by path. Command-line values override recipe values; generic overrides
+are ``KEY=VALUE`` strings where KEY is ``training.NAME``, ``groundinggpt.NAME`` or a bare
+``NAME`` that exists in exactly one section (see :func:`apply_set`).
+
+Example:
+    >>> cfg = build_config("tiny-stage1", overrides={"model": "tiny", "data": ["d.jsonl"], "output": "out"},
+    ...                    sets=["learning_rate=5e-4"])
+    >>> cfg.stage, cfg.training["learning_rate"]
+    (1, 0.0005)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import InputError
+from .lora import DEFAULT_TARGET_MODULES, LoraSettings
+
+SECTIONS = ("training", "groundinggpt")
+#: Top-level keys a recipe may hold besides the two sections.
+EXTRA_TOP_LEVEL = ("description",)
+
+#: Training keys the runner sets itself, and where the user should set them instead.
+RESERVED_TRAINING_KEYS = {
+    "output_dir": "use --output (groundinggpt.output)",
+    "resume_from_checkpoint": "use --resume (groundinggpt.resume)",
+    "gradient_checkpointing": "use groundinggpt.gradient_checkpointing (--gradient-checkpointing)",
+    "activation_checkpointing": "use groundinggpt.gradient_checkpointing (--gradient-checkpointing)",
+    "remove_unused_columns": "the runner always sets it to false: media tensors are not model-signature columns",
+    "label_names": "the runner always sets it to ['labels']",
+}
+#: Names from older transformers versions, with what replaces them.
+RENAMED_TRAINING_KEYS = {
+    "warmup_ratio": "use warmup_steps: 0.03 (transformers >= 5 reads a float below 1 as a ratio of the steps)",
+    "evaluation_strategy": "use eval_strategy",
+    "save_safetensors": "transformers >= 5 always saves safetensors; drop the key",
+}
+
+
+class RecipeError(InputError):
+    """A recipe file or override is invalid; the message names the key and the file."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs (the ``groundinggpt:`` section plus ``training``).
+
+    Attributes:
+        stage: 1, 2 or 3: picks the freeze plan (:data:`groundinggpt.train.freeze.STAGE_PLANS`).
+        model: a preset name (``tiny``, ``groundinggpt-7b``, ``groundinggpt-13b``) or a model
+            folder written by a previous stage.
+        model_parts: for the paper presets: ``{"llm": DIR, "vision": DIR, "audio": FILE}``.
+        data: JSONL files of the current stage.
+        previous_data: JSONL files of earlier stages, replayed with rate ``alpha``.
+        alpha: replay sampling rate (the paper's α; 0 in stage 1).
+        media_root: folder the samples' media paths are relative to (default: the
+            folder of the first data file).
+        max_length: longest token sequence kept (longer samples are skipped and reported).
+        feature_cache: folder of cached frozen-encoder features (built when missing).
+        lora: train LoRA adapters instead of the full LLM (stages 2–3).
+        lora_r / lora_alpha / lora_dropout / lora_target_modules: LoRA settings.
+        gradient_checkpointing: recompute activations in the backward pass (saves memory).
+        strict: stop at the first bad sample instead of skipping it.
+        load_dtype: dtype the weights are loaded in (``float32``; mixed precision comes from
+            ``training.bf16``).
+        output: the run folder: checkpoints, logs and the final model.
+        resume: continue from the last complete checkpoint in ``output``.
+        training: ``TrainingArguments`` keyword arguments.
+        recipe: the recipe file this config came from (for logs).
+    """
+
+    stage: int = 1
+    model: str | None = None
+    model_parts: dict[str, str] | None = None
+    data: list[str] = field(default_factory=list)
+    previous_data: list[str] = field(default_factory=list)
+    alpha: float = 0.0
+    media_root: str | None = None
+    max_length: int | None = None
+    feature_cache: str | None = None
+    lora: bool = False
+    lora_r: int = 64
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_TARGET_MODULES))
+    gradient_checkpointing: bool = False
+    strict: bool = False
+    load_dtype: str = "float32"
+    output: str | None = None
+    resume: bool = False
+    training: dict[str, Any] = field(default_factory=dict)
+    recipe: str | None = None
+
+    @property
+    def lora_settings(self) -> LoraSettings:
+        return LoraSettings(r=int(self.lora_r), alpha=int(self.lora_alpha), dropout=float(self.lora_dropout),
+                            target_modules=tuple(self.lora_target_modules))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Check the values that no later step would report clearly."""
+        if self.stage not in (1, 2, 3):
+            raise RecipeError(f"stage must be 1, 2 or 3, got {self.stage!r}")
+        if not self.model:
+            raise RecipeError("no model: give --model (a preset name or a model folder)")
+        if not self.data:
+            raise RecipeError("no training data: give --data FILE[,FILE...]")
+        if not self.output:
+            raise RecipeError("no output folder: give --output DIR")
+        if not 0.0 <= float(self.alpha) <= 1.0:
+            raise RecipeError(f"alpha must be in [0, 1], got {self.alpha!r}")
+        if float(self.alpha) > 0 and not self.previous_data:
+            raise RecipeError(f"alpha={self.alpha} replays previous data, but no --previous-data was given")
+        if self.lora and self.stage == 1:
+            raise RecipeError("--lora trains the LLM through adapters; stage 1 keeps the LLM frozen (use stage 2 or 3)")
+        if self.load_dtype not in ("float32", "bfloat16", "float16"):
+            raise RecipeError(f"load_dtype must be float32, bfloat16 or float16, got {self.load_dtype!r}")
+
+
+#: The keys a recipe's ``groundinggpt:`` section may hold.
+GROUNDINGGPT_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("training", "recipe"))
+_LIST_KEYS = ("data", "previous_data", "lora_target_modules")
+
+
+def training_argument_names() -> set[str]:
+    """Field names of ``transformers.TrainingArguments`` (imported lazily: it is slow)."""
+    from transformers import TrainingArguments
+
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
+
+
+def recipes_dir() -> Path:
+    """The folder of the shipped recipes."""
+    return Path(str(resources.files("groundinggpt") / "recipes"))
+
+
+def available_recipes() -> list[str]:
+    return sorted(p.stem for p in recipes_dir().glob("*.yaml"))
+
+
+def resolve_recipe(name_or_path: str | Path) -> Path:
+    """A recipe file from a path or a shipped recipe name (``stage1``, ``tiny-stage2`` ...)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path.resolve()
+    shipped = recipes_dir() / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return shipped
+    raise RecipeError(
+        f"recipe {str(name_or_path)!r} not found: not a file, nor a shipped recipe "
+        f"({', '.join(available_recipes())})"
+    )
+
+
+def default_recipe(stage: int, model: str | None) -> str:
+    """``tiny-stageN`` for the tiny preset (CPU-sized), else the paper's ``stageN``.
+
+    A model folder written by a run with a ``tiny-*`` recipe (its ``run_log.json`` says so)
+    continues with ``tiny-stageN`` too: the chain tiny stage 1 → 2 → 3 stays on CPU settings.
+    """
+    if model == "tiny":
+        return f"tiny-stage{stage}"
+    if model and (Path(model) / "run_log.json").is_file():
+        try:
+            import json
+
+            previous = json.loads((Path(model) / "run_log.json").read_text(encoding="utf-8")).get("recipe") or ""
+        except (OSError, ValueError):
+            previous = ""
+        if Path(previous).name.startswith("tiny-"):
+            return f"tiny-stage{stage}"
+    return f"stage{stage}"
+
+
+_EXPONENT_ONLY = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def coerce_value(value: Any) -> Any:
+    """Fix YAML 1.1's blind spot: ``1e-3`` (no dot) is read as a string, not a float."""
+    if isinstance(value, str) and _EXPONENT_ONLY.match(value.strip()):
+        return float(value)
+    return value
+
+
+def coerce_training_value(key: str, value: Any) -> Any:
+    """:func:`coerce_value`, plus YAML 1.1 reading ``save_strategy: no`` as ``False``."""
+    value = coerce_value(value)
+    if key.endswith("_strategy") and value is False:
+        return "no"
+    return value
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: YAML scalar/list syntax (``true``, ``3``, ``[a, b]``, ``null``), numbers fixed."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    return coerce_value(value)
+
+
+def _check_training_key(key: str, where: str, valid: set[str]) -> None:
+    if key in RESERVED_TRAINING_KEYS:
+        raise RecipeError(f"{where}: training key {key!r} cannot be set here: {RESERVED_TRAINING_KEYS[key]}")
+    if key in RENAMED_TRAINING_KEYS:
+        raise RecipeError(f"{where}: unknown training key {key!r}: {RENAMED_TRAINING_KEYS[key]}")
+    if key not in valid:
+        close = [k for k in sorted(valid) if k.startswith(key[:4])][:5]
+        hint = f"; did you mean one of {close}?" if close else ""
+        raise RecipeError(f"{where}: unknown training key {key!r} (not a TrainingArguments field){hint}")
+
+
+def _check_groundinggpt_key(key: str, where: str) -> None:
+    if key not in GROUNDINGGPT_KEYS:
+        raise RecipeError(f"{where}: unknown groundinggpt key {key!r}; expected one of {list(GROUNDINGGPT_KEYS)}")
+
+
+def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
+    """Read and validate a recipe file.
+
+    Returns:
+        ``{"training": {...}, "groundinggpt": {...}, "path": str}``; a relative
+        ``training.deepspeed`` path is made absolute against the recipe's folder.
+
+    Raises:
+        RecipeError: unreadable YAML, an unknown section or key (naming it and the file).
+    """
+    path = resolve_recipe(name_or_path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{path}: invalid YAML ({e})") from e
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping with 'training' and 'groundinggpt' sections")
+    for key in raw:
+        if key not in SECTIONS and key not in EXTRA_TOP_LEVEL:
+            raise RecipeError(f"{path}: unknown top-level key {key!r}; expected {list(SECTIONS)}")
+    training = raw.get("training") or {}
+    gg = raw.get("groundinggpt") or {}
+    for name, section in (("training", training), ("groundinggpt", gg)):
+        if not isinstance(section, dict):
+            raise RecipeError(f"{path}: section {name!r} must be a mapping, got {type(section).__name__}")
+    valid = training_argument_names()
+    for key in training:
+        _check_training_key(key, str(path), valid)
+    for key in gg:
+        _check_groundinggpt_key(key, str(path))
+    training = {k: coerce_training_value(k, v) for k, v in training.items()}
+    gg = {k: coerce_value(v) for k, v in gg.items()}
+    ds = training.get("deepspeed")
+    if isinstance(ds, str) and not ds.lstrip().startswith("{") and not Path(ds).is_absolute():
+        training["deepspeed"] = str((path.parent / ds).resolve())
+    return {"training": training, "groundinggpt": gg, "path": str(path)}
+
+
+def apply_set(recipe: dict[str, Any], assignment: str, valid_training: set[str] | None = None) -> None:
+    """Apply one ``KEY=VALUE`` override to a loaded recipe, in place.
+
+    ``KEY`` is ``training.NAME``, ``groundinggpt.NAME`` or a bare ``NAME`` found in exactly one
+    of the two sections' valid keys.
+    """
+    if "=" not in assignment:
+        raise RecipeError(f"--set {assignment!r}: expected KEY=VALUE")
+    key, _, text = assignment.partition("=")
+    key = key.strip()
+    value = parse_value(text)
+    valid_training = valid_training if valid_training is not None else training_argument_names()
+    section, _, name = key.rpartition(".")
+    where = f"--set {assignment!r}"
+    if section:
+        if section not in SECTIONS:
+            raise RecipeError(f"{where}: unknown section {section!r}; expected {list(SECTIONS)}")
+    else:
+        in_training = name in valid_training or name in RESERVED_TRAINING_KEYS
+        in_gg = name in GROUNDINGGPT_KEYS
+        if in_training and in_gg:
+            raise RecipeError(f"{where}: {name!r} exists in both sections; write training.{name} or groundinggpt.{name}")
+        if not in_training and not in_gg:
+            raise RecipeError(f"{where}: unknown key {name!r} (neither a TrainingArguments field nor a groundinggpt key)")
+        section = "training" if in_training else "groundinggpt"
+    if section == "training":
+        _check_training_key(name, where, valid_training)
+        value = coerce_training_value(name, value)
+    else:
+        _check_groundinggpt_key(name, where)
+    recipe[section][name] = value
+
+
+def _as_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [v for v in (s.strip() for s in value.split(",")) if v]
+    return [str(v) for v in value]
+
+
+def build_config(
+    recipe: str | Path | None,
+    overrides: dict[str, Any] | None = None,
+    sets: list[str] | None = None,
+    training_overrides: dict[str, Any] | None = None,
+) -> TrainConfig:
+    """Recipe ← ``--set`` overrides ← explicit command-line values → a validated :class:`TrainConfig`.
+
+    Args:
+        recipe: a recipe name or file; ``None`` picks :func:`default_recipe` from the stage
+            and model in ``overrides``.
+        overrides: ``groundinggpt`` values from dedicated flags (``None`` values are ignored).
+        sets: ``KEY=VALUE`` strings (see :func:`apply_set`).
+        training_overrides: ``TrainingArguments`` values from dedicated flags (``--max-steps``, ``--seed``).
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if recipe is None:
+        recipe = default_recipe(int(overrides.get("stage", 1)), overrides.get("model"))
+    loaded = load_recipe(recipe)
+    valid = training_argument_names()
+    for assignment in sets or []:
+        apply_set(loaded, assignment, valid)
+    for key, value in (training_overrides or {}).items():
+        if value is not None:
+            _check_training_key(key, "command line", valid)
+            loaded["training"][key] = value
+    gg = dict(loaded["groundinggpt"])
+    if "stage" in gg and "stage" in overrides and int(gg["stage"]) != int(overrides["stage"]):
+        warnings.warn(f"recipe {loaded['path']} is written for stage {gg['stage']}, but stage {overrides['stage']} "
+                      "was asked for: the command line wins (freeze plan of that stage, recipe's hyper-parameters)",
+                      stacklevel=2)
+    for key, value in overrides.items():
+        _check_groundinggpt_key(key, "command line")
+        gg[key] = value
+    for key in _LIST_KEYS:
+        if key in gg:
+            gg[key] = _as_list(gg[key])
+    config = TrainConfig(**gg, training=dict(loaded["training"]), recipe=loaded["path"])
+    config.stage = int(config.stage)
+    config.alpha = float(config.alpha)
+    config.validate()
+    return config

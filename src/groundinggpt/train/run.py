@@ -1,0 +1,350 @@
+"""One training stage with the Hugging Face ``Trainer``: data → model → freeze → train → complete save.
+
+:func:`train` is what ``groundinggpt train`` runs. In order:
+
+1. read and validate every data line (current + replayed previous stage) — a malformed
+   line stops the run here, naming file and line, before any model is loaded;
+2. build the model from a preset or load the folder a previous stage saved;
+3. apply the stage's freeze plan (and LoRA adapters on the LLM, stages 2–3);
+4. optionally fill the frozen-encoder feature cache; probe every medium once and drop
+   (or, with ``strict``, stop at) samples whose media cannot be opened;
+5. ``Trainer.train`` (DDP via ``torchrun``, DeepSpeed via ``training.deepspeed``,
+   checkpoints every ``save_steps``, ``resume`` from the last complete one);
+6. save a COMPLETE model folder — every branch, the LLM (LoRA merged), config and
+   processor files — loadable by :meth:`groundinggpt.GroundingGPT.from_pretrained` and
+   by the next stage; plus ``run_log.json``, ``loss.csv`` and ``loss.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..data.dataset import DataCollator, GroundingDataset, SkipReport
+from ..data.replay import mix_with_replay
+from ..data.schema import DataError, Sample, read_jsonl
+from .callbacks import LossCurveCallback, ThroughputCallback
+from .freeze import apply_freeze_plan, format_summary, freeze_summary, plan_for_stage
+from .lora import add_lora, merge_lora
+from .recipe import RecipeError, TrainConfig
+
+logger = logging.getLogger(__name__)
+
+RUN_LOG = "run_log.json"
+SKIP_LOG = "skipped.jsonl"
+_CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+
+
+def last_complete_checkpoint(output: str | os.PathLike) -> Path | None:
+    """The newest ``checkpoint-N`` folder whose save finished.
+
+    The Trainer writes ``trainer_state.json`` last, so a folder without it is what a kill
+    in the middle of a save leaves behind; ``transformers.trainer_utils.get_last_checkpoint``
+    would pick that one and the resume would fail.
+    """
+    output = Path(output)
+    if not output.is_dir():
+        return None
+    found = []
+    for child in output.iterdir():
+        m = _CHECKPOINT_RE.match(child.name)
+        if m and child.is_dir() and (child / "trainer_state.json").is_file():
+            found.append((int(m.group(1)), child))
+    return max(found)[1] if found else None
+
+
+def _has_checkpoints(output: Path) -> bool:
+    return output.is_dir() and any(_CHECKPOINT_RE.match(c.name) for c in output.iterdir())
+
+
+def _say(args: Any, message: str) -> None:
+    """Print on the main process only (one line per run, not one per rank)."""
+    if args is None or args.process_index == 0:
+        print(message, file=sys.stderr, flush=True)
+
+
+# ---- configuration → TrainingArguments ------------------------------------------------------
+
+
+def make_training_arguments(config: TrainConfig):
+    """``TrainingArguments`` from the recipe's ``training`` section plus what this runner needs.
+
+    Set here, whatever the recipe says:
+
+    - ``remove_unused_columns=False``: the collator already emits exactly the model's inputs
+      (text, media or cached features); the Trainer's column filter keeps only names it finds
+      in ``forward``'s signature and would silently drop anything passed through ``**kwargs``;
+    - ``label_names=["labels"]``;
+    - ``activation_checkpointing`` from ``groundinggpt.gradient_checkpointing`` (the
+      non-reentrant kind, which also works when the LLM's inputs need no gradient).
+
+    Defaults (a recipe may change them):
+
+    - ``ddp_find_unused_parameters=True``: a batch without video (or audio) runs no video
+      (audio) branch, so those trainable parameters get no gradient in that step; DDP
+      without it waits for their gradients forever, or errors at the next step;
+    - ``report_to=[]``: no experiment tracker unless asked;
+    - ``include_num_input_tokens_seen="non_padding"``: for tokens/s in ``run_log.json``;
+    - ``dataloader_pin_memory`` only with CUDA; ``use_cpu=True`` under ``torchrun`` without CUDA.
+
+    (``save_safetensors`` is gone from transformers 5: checkpoints are always safetensors.)
+    """
+    from transformers import TrainingArguments
+
+    kw = dict(config.training)
+    kw.setdefault("report_to", [])
+    kw.setdefault("ddp_find_unused_parameters", True)
+    kw.setdefault("include_num_input_tokens_seen", "non_padding")
+    kw.setdefault("dataloader_pin_memory", torch.cuda.is_available())  # pinning is a GPU-only gain
+    if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # accelerate only sets up multi-process CPU training (gloo DDP, or DeepSpeed with
+        # DS_ACCELERATOR=cpu) when told the run is on CPU; otherwise every torchrun process
+        # silently trains alone on all the data (and DeepSpeed's batch check fails).
+        kw.setdefault("use_cpu", True)
+    kw.update(
+        output_dir=str(config.output),
+        remove_unused_columns=False,
+        label_names=["labels"],
+        activation_checkpointing=bool(config.gradient_checkpointing),
+    )
+    if kw.get("deepspeed") and config.lora and _zero_stage(kw["deepspeed"]) == 3:
+        raise RecipeError("--lora with ZeRO-3 is not supported (the merge needs whole weights); use ZeRO-2")
+    try:
+        return TrainingArguments(**kw)
+    except (TypeError, ValueError) as e:
+        raise RecipeError(f"invalid training arguments (recipe {config.recipe}): {e}") from e
+
+
+def _zero_stage(deepspeed: Any) -> int | None:
+    try:
+        ds = deepspeed if isinstance(deepspeed, dict) else json.loads(Path(deepspeed).read_text())
+        return int(ds.get("zero_optimization", {}).get("stage", 0))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+# ---- data ----------------------------------------------------------------------------------
+
+
+def load_samples(config: TrainConfig, seed: int) -> tuple[list[Sample], dict[str, Any]]:
+    """Current data (+ replayed previous data) → (samples, data-mix report). Validates every line."""
+    current = read_jsonl(config.data)
+    previous = read_jsonl(config.previous_data) if config.previous_data else []
+    if previous:
+        samples, replay = mix_with_replay(current, previous, config.alpha, seed=seed)
+    else:
+        samples, replay = list(current), {"current": len(current), "previous_available": 0, "previous_used": 0,
+                                          "previous_overlap": 0, "alpha": config.alpha, "seed": seed}
+    if not samples:
+        raise DataError(f"no samples in {config.data}")
+    mix = {
+        "files": list(config.data),
+        "previous_files": list(config.previous_data),
+        "replay": replay,
+        "samples": len(samples),
+        "by_task": dict(Counter(s.task for s in samples).most_common()),
+        "by_source": dict(Counter(str(s.source) for s in samples).most_common()),
+        "by_stage": {str(k): v for k, v in Counter(s.stage for s in samples).most_common()},
+        "by_media": dict(Counter("+".join(k for k, _ in s.media()) or "text" for s in samples).most_common()),
+    }
+    return samples, mix
+
+
+# ---- model ---------------------------------------------------------------------------------
+
+
+def build_model(config: TrainConfig, seed: int = 0):
+    """``(model, processor)`` from a preset name or a model folder (see :class:`TrainConfig`)."""
+    from ..models import GroundingGPTForCausalLM
+    from ..presets import PRESETS, build_preset
+    from ..processor import GroundingGPTProcessor
+
+    dtype = getattr(torch, config.load_dtype)
+    name = config.model
+    if name == "tiny":
+        model, processor = build_preset("tiny", seed=seed)
+        model.to(dtype)
+    elif name in PRESETS:
+        parts = dict(config.model_parts or {})
+        if not parts:
+            raise RecipeError(
+                f"--model {name} is assembled from local pretrained folders: set groundinggpt.model_parts "
+                "to {llm: DIR, vision: DIR, audio: FILE} (e.g. --set model_parts='{llm: ..., vision: ...}')"
+            )
+        model, processor = build_preset(name, dtype=dtype, **parts)
+    elif Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise RecipeError(f"--model {name}: the folder has no config.json (not a saved GroundingGPT model)")
+        model = GroundingGPTForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
+        processor = GroundingGPTProcessor.from_pretrained(name)
+    else:
+        raise RecipeError(f"--model {name!r}: expected one of {', '.join(PRESETS)} or a model folder")
+    return model, processor
+
+
+def prepare_model(config: TrainConfig, seed: int = 0):
+    """Build the model and make exactly the stage's parameters trainable.
+
+    Returns:
+        ``(model, processor, {"plan", "summary", "lora_parameters"})``.
+    """
+    model, processor = build_model(config, seed=seed)
+    plan = plan_for_stage(config.stage)
+    apply_freeze_plan(model, plan)
+    lora_params = 0
+    if config.lora:
+        torch.manual_seed(seed)  # LoRA's A matrices are random: same seed, same start
+        lora_params = add_lora(model, config.lora_settings)
+    info = {"plan": {"stage": config.stage, "trainable": list(plan.trainable), "description": plan.description},
+            "summary": freeze_summary(model), "lora_parameters": lora_params}
+    return model, processor, info
+
+
+# ---- save ----------------------------------------------------------------------------------
+
+
+def save_final(trainer: Any, model: torch.nn.Module, processor: Any, output: Path, lora: bool) -> None:
+    """Write the complete model folder (every branch + LLM, config, processor) into ``output``.
+
+    LoRA adapters are merged first, so the folder is a plain GroundingGPT. ``trainer.save_model``
+    gathers the weights from DeepSpeed when needed, saves on the main process only and writes
+    the processor files through ``processing_class``.
+    """
+    if lora:
+        merge_lora(model)
+    trainer.save_model(str(output))
+    trainer.accelerator.wait_for_everyone()
+
+
+# ---- the run -------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig) -> Path:
+    """Run one training stage; return the output folder holding the final model.
+
+    Args:
+        config: see :class:`~groundinggpt.train.recipe.TrainConfig` (built by
+            :func:`~groundinggpt.train.recipe.build_config` from a recipe and the command line).
+
+    Raises:
+        DataError: a malformed data line (before any training), or a bad sample with ``strict``.
+        RecipeError: an invalid setting.
+    """
+    from transformers import Trainer, set_seed
+    from transformers.trainer_utils import enable_full_determinism
+
+    config.validate()
+    t_start = time.perf_counter()
+    timings: dict[str, float] = {}
+    output = Path(config.output)
+
+    # Data first: a typo on line 90 000 should cost seconds, not a model load.
+    t = time.perf_counter()
+    seed = int(config.training.get("seed", 42))
+    data_seed = config.training.get("data_seed")
+    samples, mix = load_samples(config, seed=int(data_seed if data_seed is not None else seed))
+    timings["read_data_s"] = time.perf_counter() - t
+
+    resume_from = last_complete_checkpoint(output) if config.resume else None
+    if not config.resume and _has_checkpoints(output):
+        raise RecipeError(f"{output} already holds checkpoints: pass --resume to continue that run, "
+                          "or choose another --output")
+    args = make_training_arguments(config)  # also sets up torch.distributed under torchrun
+    if config.resume and resume_from is None:
+        _say(args, f"--resume: no complete checkpoint in {output}; starting from the beginning")
+    # The Trainer seeds again in its constructor; this one makes the model build (tiny's
+    # random init, LoRA's A matrices) reproducible too.
+    if args.full_determinism:
+        enable_full_determinism(args.seed)
+    else:
+        set_seed(args.seed)
+
+    t = time.perf_counter()
+    model, processor, freeze = prepare_model(config, seed=args.seed)
+    timings["load_model_s"] = time.perf_counter() - t
+    _say(args, f"stage {config.stage}: {freeze['plan']['description']}\n{format_summary(freeze['summary'])}")
+
+    media_root = Path(config.media_root) if config.media_root else Path(config.data[0]).resolve().parent
+    skip_log = output / SKIP_LOG
+    cache = None
+    cache_report = None
+    t = time.perf_counter()
+    # Main process first: it clears the old skip log and fills the feature cache; the other
+    # ranks then find every entry cached instead of encoding the same media concurrently.
+    with args.main_process_first(local=False, desc="prepare data"):
+        output.mkdir(parents=True, exist_ok=True)
+        if args.process_index == 0 and resume_from is None:
+            skip_log.unlink(missing_ok=True)
+        if config.feature_cache:
+            from ..data.feature_cache import FeatureCache
+
+            cache = FeatureCache(config.feature_cache)
+            cache_report = cache.build(model, samples, processor, media_root, progress=args.process_index == 0)
+        dataset = GroundingDataset(samples, processor, media_root, max_length=config.max_length,
+                                   feature_cache=cache, strict=config.strict, skip_log=skip_log)
+        probe = dataset.validate_media(progress=False)
+    timings["prepare_data_s"] = time.perf_counter() - t
+    if probe.skipped:
+        if config.strict:
+            sample_id, reason = probe.skipped[0]
+            raise DataError(f"--strict: sample {sample_id!r} is unusable: {reason}")
+        _say(args, probe.summary())
+    if len(dataset) == 0:
+        raise DataError("every sample was skipped; nothing to train on (see the messages above)")
+
+    collator = DataCollator(processor, dataset=dataset, seed=args.seed)
+    throughput = ThroughputCallback()
+    trainer = Trainer(
+        model=model, args=args, train_dataset=dataset, data_collator=collator,
+        processing_class=processor, callbacks=[LossCurveCallback(output, f"stage {config.stage} loss"), throughput],
+    )
+    t = time.perf_counter()
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    timings["train_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    save_final(trainer, model, processor, output, lora=config.lora)
+    timings["save_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+
+    if trainer.is_world_process_zero():
+        skips = SkipReport.from_dataset(dataset)
+        metrics = dict(result.metrics)
+        log = {
+            "stage": config.stage,
+            "model": config.model,
+            "output": str(output.resolve()),
+            "recipe": config.recipe,
+            "config": config.to_dict(),
+            "world_size": args.world_size,
+            "resumed_from": str(resume_from) if resume_from else None,
+            "data": {**mix, "media_root": str(media_root), "trained_on": len(dataset)},
+            "skipped": skips.to_dict(),
+            "freeze": freeze,
+            "feature_cache": cache_report,
+            "timings": timings,
+            # Rates of this session (after --resume: of the resumed part only).
+            "throughput": {
+                "global_steps": trainer.state.global_step,
+                "session_steps": trainer.state.global_step - throughput.start_step,
+                "samples_per_second": metrics.get("train_samples_per_second"),
+                "steps_per_second": metrics.get("train_steps_per_second"),
+                "tokens_seen": trainer.state.num_input_tokens_seen,
+                "tokens_per_second": throughput.tokens_per_second(trainer.state, metrics.get("train_runtime")),
+            },
+            "final_train_loss": metrics.get("train_loss"),
+            "metrics": metrics,
+        }
+        (output / RUN_LOG).write_text(json.dumps(log, indent=2, default=str), encoding="utf-8")
+        _say(args, skips.summary())
+        _say(args, f"saved the stage-{config.stage} model to {output}")
+    return output

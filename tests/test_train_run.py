@@ -1,0 +1,243 @@
+"""End-to-end training runs of the tiny preset on a synthetic data set (a few steps each, CPU).
+
+One optimizer step covers every sample (batch 2 x accumulation 2 = the 4 samples: two
+REC images, one video, one audio clip) with no warmup, so every trainable tensor gets a
+gradient and a non-zero learning rate: "trainable changed, frozen bit-identical" is exact.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from groundinggpt.data.schema import DataError
+from groundinggpt.presets import build_tiny
+from groundinggpt.train.freeze import plan_for_stage
+from groundinggpt.train.recipe import build_config
+from groundinggpt.train.run import last_complete_checkpoint, prepare_model, train
+from groundinggpt.train.toy import toy_samples, write_toy_dataset
+
+ONE_STEP_OVER_EVERYTHING = [
+    "per_device_train_batch_size=2", "gradient_accumulation_steps=2", "warmup_steps=0", "save_strategy=no",
+]
+
+
+def run_stage(data, output, stage=1, model="tiny", sets=(), max_steps=1, **overrides) -> Path:
+    data = [str(p) for p in (data if isinstance(data, (list, tuple)) else [data])]
+    config = build_config(None, overrides={"stage": stage, "model": str(model), "data": data,
+                                           "output": str(output), **overrides},
+                          sets=[*ONE_STEP_OVER_EVERYTHING, *sets], training_overrides={"max_steps": max_steps})
+    return train(config)
+
+
+def by_module(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in state.items():
+        out.setdefault(key.split(".", 1)[0], {})[key] = tensor
+    return out
+
+
+def assert_frozen_and_trained(before: dict, after: dict, trainable: set[str]) -> None:
+    """Modules not in ``trainable`` are bit-identical; every tensor of a trainable module changed."""
+    assert before.keys() == after.keys()
+    for module, tensors in by_module(before).items():
+        for key, tensor in tensors.items():
+            if module in trainable:
+                # LayerNorm weights etc. all get gradients here; a tensor left untouched means a lost branch.
+                assert not torch.equal(tensor, after[key]), f"{key} did not train"
+            else:
+                assert torch.equal(tensor, after[key]), f"{key} is frozen but changed"
+
+
+def initial_state() -> dict[str, torch.Tensor]:
+    model, _ = build_tiny(seed=0)  # the recipes' seed: what `--model tiny` starts from
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    root = tmp_path_factory.mktemp("toy")
+    return write_toy_dataset(root, n_images=2, n_videos=1, n_audios=1)
+
+
+@pytest.fixture(scope="module")
+def stage1(toy, tmp_path_factory):
+    return run_stage(toy, tmp_path_factory.mktemp("runs") / "stage1", stage=1)
+
+
+def test_stage1_trains_only_the_branches_and_saves_a_complete_model(stage1):
+    from groundinggpt import GroundingGPT
+
+    saved = load_file(stage1 / "model.safetensors")
+    assert_frozen_and_trained(initial_state(), saved, set(plan_for_stage(1).trainable))
+    # The authors' stage-1 save kept only the image projector; ours holds every branch.
+    for branch in ("image_adapter", "video_branch", "audio_branch"):
+        assert any(k.startswith(branch + ".") for k in saved)
+    gg = GroundingGPT.from_pretrained(stage1)
+    assert gg.processor.config.image_seq_length == gg.model.config.image_seq_length
+    for key, tensor in gg.model.state_dict().items():
+        assert torch.equal(tensor, saved[key])
+
+    log = json.loads((stage1 / "run_log.json").read_text())
+    assert log["stage"] == 1 and log["world_size"] == 1 and log["throughput"]["global_steps"] == 1
+    assert log["data"]["by_task"] == {"rec": 2, "temporal_grounding": 1, "audio_caption": 1}
+    assert log["freeze"]["summary"]["language_model"]["trainable"] == 0
+    assert log["throughput"]["samples_per_second"] > 0 and log["throughput"]["tokens_per_second"] > 0
+    assert log["skipped"]["skipped_count"] == 0
+    rows = (stage1 / "loss.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,loss") and len(rows) == 2
+    assert (stage1 / "loss.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_stage2_starts_from_stage1_and_trains_llm_too(stage1, toy, tmp_path):
+    # Replay: the previous stage's data (distinct ids) mixed in at alpha 0.5.
+    prev = tmp_path / "prev.jsonl"
+    prev.write_text("".join(json.dumps(s) + "\n" for s in toy_samples(toy.parent, n_images=2, n_videos=0,
+                                                                        n_audios=0, prefix="p", seed=1)))
+    stage1_state = load_file(stage1 / "model.safetensors")
+
+    config = build_config(None, overrides={"stage": 2, "model": str(stage1), "data": [str(toy)],
+                                           "output": str(tmp_path / "unused")})
+    model, _, info = prepare_model(config)
+    for key, tensor in model.state_dict().items():  # stage 2 begins exactly where stage 1 ended
+        assert torch.equal(tensor, stage1_state[key]), key
+    assert info["summary"]["language_model"]["frozen"] == 0
+
+    out = run_stage(toy, tmp_path / "stage2", stage=2, model=stage1, previous_data=[str(prev)], alpha=0.5,
+                    sets=["gradient_accumulation_steps=3"])  # 4 current + 1 replayed in one step
+    assert_frozen_and_trained(stage1_state, load_file(out / "model.safetensors"), set(plan_for_stage(2).trainable))
+    log = json.loads((out / "run_log.json").read_text())
+    assert log["recipe"].endswith("tiny-stage2.yaml")  # a tiny chain keeps the CPU recipe
+    assert log["data"]["replay"]["previous_used"] == 1 and log["data"]["samples"] == 5
+
+
+def test_lora_with_gradient_checkpointing_saves_a_merged_plain_model(toy, tmp_path):
+    pytest.importorskip("peft")
+    from groundinggpt import GroundingGPT
+
+    out = run_stage(toy, tmp_path / "lora", stage=3, lora=True, gradient_checkpointing=True,
+                    sets=["lora_r=4", "learning_rate=1e-3"])
+    saved = load_file(out / "model.safetensors")
+    assert not [k for k in saved if "lora_" in k or "base_layer" in k]
+    start = initial_state()
+    assert saved.keys() == start.keys()
+    # Merged LoRA: the projections moved, the un-adapted LLM tensors did not.
+    assert not torch.equal(saved["language_model.model.layers.0.self_attn.q_proj.weight"],
+                           start["language_model.model.layers.0.self_attn.q_proj.weight"])
+    assert torch.equal(saved["language_model.model.embed_tokens.weight"],
+                       start["language_model.model.embed_tokens.weight"])
+    for key in start:
+        if key.startswith(("vision_tower.", "audio_encoder.")):
+            assert torch.equal(saved[key], start[key])
+    gg = GroundingGPT.from_pretrained(out)
+    assert not any("lora" in name for name, _ in gg.model.named_modules())
+    log = json.loads((out / "run_log.json").read_text())
+    assert log["freeze"]["lora_parameters"] > 0 and log["config"]["gradient_checkpointing"]
+
+
+def test_feature_cache_trains_the_same(stage1, toy, tmp_path):
+    out = run_stage(toy, tmp_path / "cached", stage=1, feature_cache=str(tmp_path / "features"))
+    log = json.loads((out / "run_log.json").read_text())
+    assert log["feature_cache"]["encoded"] == 4
+    reference = json.loads((stage1 / "run_log.json").read_text())["final_train_loss"]
+    assert log["final_train_loss"] == pytest.approx(reference, abs=1e-5)
+
+
+def test_missing_image_is_skipped_and_reported(toy, tmp_path):
+    samples = [json.loads(line) for line in toy.read_text().splitlines()]
+    broken = json.loads(json.dumps(samples[0]))
+    broken["id"] = "rec-missing"
+    broken["messages"][0]["content"][0]["image"] = "images/does-not-exist.png"
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps(s) + "\n" for s in [*samples, broken]))
+
+    out = run_stage(data, tmp_path / "skip", stage=1, media_root=str(toy.parent))
+    log = json.loads((out / "run_log.json").read_text())
+    assert log["data"]["samples"] == 5 and log["data"]["trained_on"] == 4
+    [entry] = log["skipped"]["skipped"]
+    assert entry["id"] == "rec-missing" and "does-not-exist.png" in entry["reason"]
+
+    with pytest.raises(DataError, match="rec-missing"):
+        run_stage(data, tmp_path / "strict", stage=1, media_root=str(toy.parent), strict=True)
+    assert not (tmp_path / "strict" / "model.safetensors").exists()
+
+
+def test_cli_errors_before_training(toy, tmp_path, capsys):
+    from groundinggpt.cli import main
+
+    lines = toy.read_text().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(lines[0] + "\n" + lines[1][:-5] + "\n")  # line 2 is cut short
+    out = tmp_path / "out"
+    assert main(["train", "--stage", "1", "--model", "tiny", "--data", str(bad), "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}:2" in err and "invalid JSON" in err
+    assert not out.exists()  # nothing loaded, nothing written
+
+    recipe = tmp_path / "mine.yaml"
+    recipe.write_text("training:\n  per_device_train_batch_size: 2\n  learnig_rate: 1.0e-3\n")
+    assert main(["train", "--stage", "1", "--model", "tiny", "--data", str(toy), "--output", str(out),
+                 "--recipe", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "learnig_rate" in err and str(recipe) in err
+
+
+def test_last_complete_checkpoint_ignores_a_half_written_one(tmp_path):
+    assert last_complete_checkpoint(tmp_path / "nothing") is None
+    for step, complete in ((2, True), (10, True), (12, False)):  # a kill during the save of step 12
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        if complete:
+            (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    assert last_complete_checkpoint(tmp_path).name == "checkpoint-10"  # numeric order, not text order
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    """Kill a CLI run with SIGKILL after its first checkpoint, resume, compare with a straight run.
+
+    An image and a video: the video branch's Q-Former dropout makes the result depend on the
+    RNG state, which the resume must restore along with weights, optimizer and scheduler.
+    """
+    toy = write_toy_dataset(tmp_path / "data", n_images=1, n_videos=1, n_audios=0)
+    steps = 6
+    sets = ["per_device_train_batch_size=2", "gradient_accumulation_steps=1", "save_strategy=steps",
+            "save_steps=2", "save_total_limit=null", "warmup_steps=0.2"]
+    reference = run_stage(toy, tmp_path / "straight", stage=1, sets=sets, max_steps=steps)
+
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "groundinggpt.cli", "train", "--stage", "1", "--model", "tiny",
+           "--data", str(toy), "--output", str(out), "--max-steps", str(steps)]
+    for s in [*ONE_STEP_OVER_EVERYTHING, *sets]:
+        cmd += ["--set", s]
+    log = (tmp_path / "killed.log").open("w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not (out / "checkpoint-2" / "trainer_state.json").exists():
+        assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
+        assert time.monotonic() < deadline, "no checkpoint written in time"
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    assert not (out / "model.safetensors").exists()  # it really was stopped mid-run
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    run_log = json.loads((out / "run_log.json").read_text())
+    assert run_log["resumed_from"] and Path(run_log["resumed_from"]).name.startswith("checkpoint-")
+    a = load_file(reference / "model.safetensors")
+    b = load_file(out / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
+    # The loss curve covers every step exactly once, across the kill.
+    steps_logged = [int(r.split(",")[0]) for r in (out / "loss.csv").read_text().splitlines()[1:]]
+    assert steps_logged == list(range(1, steps + 1))
