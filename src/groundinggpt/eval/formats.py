@@ -32,6 +32,14 @@ Formats (as published by the benchmark authors):
   x2, y2], ...]}`` with coordinates RELATIVE to the frame (fractions in [0, 1];
   the official code rasterises them with ``int(224 * max(x, 0))``), one or more
   boxes per clip.
+* Video QA: ActivityNet-QA (MILVLG/activitynet-qa ``dataset/<split>_q.json`` with
+  entries ``{"video_name", "question", "question_id"}`` and ``<split>_a.json`` with
+  ``{"answer", "type", "question_id"}``; the Video-ChatGPT/Video-LLaVA copies of
+  MSVD-QA / MSRVTT-QA use the same two-file shape), and the original MSVD-QA /
+  MSRVTT-QA release (xudejing/video-question-answering ``<split>_qa.json``: a JSON
+  list of ``{"answer", "id", "question", "video_id": int}``, MSRVTT adding
+  ``"category_id"``; MSVD clips are named through ``youtube_mapping.txt`` lines
+  ``<clip name> vid<N>``, MSRVTT videos are ``video<N>.mp4``).
 * Predictions (this project): JSON lines ``{"id": ..., "answer": "raw text"}``;
   ``"answer": null`` records a missing answer.
 """
@@ -66,6 +74,9 @@ __all__ = [
     "read_pope",
     "read_vqav2",
     "read_vggss",
+    "VideoQASample",
+    "read_video_qa",
+    "read_youtube_mapping",
     "read_predictions",
     "predictions_by_id",
 ]
@@ -775,6 +786,122 @@ def read_vggss(path: PathLike, frame_root: PathLike | None = None) -> list[VGGSS
             )
         )
     return samples
+
+
+# ---------------------------------------------------------------------------
+# Video QA: ActivityNet-QA, MSVD-QA, MSRVTT-QA
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VideoQASample:
+    """One open-ended video question.
+
+    Attributes:
+        question_id: The question id, as a string (``v_1QIUV7WYKXg_1``, ``30933``).
+        video: Candidate video file stems, most likely first (``v_<name>`` and
+            ``<name>`` for ActivityNet, the clip name for MSVD, ``video<N>`` for
+            MSRVTT); the runner looks for ``<stem>.mp4/.mkv/.webm/.avi``.
+        question: The question text.
+        answer: The reference answer.
+        answer_type: ActivityNet-QA ``type`` or MSRVTT-QA ``category_id`` when given.
+    """
+
+    question_id: str
+    video: tuple[str, ...]
+    question: str
+    answer: str
+    answer_type: Any = None
+
+
+def read_youtube_mapping(path: PathLike) -> dict[str, str]:
+    """Read MSVD's ``youtube_mapping.txt`` (``<clip name> vid<N>`` per line).
+
+    Returns:
+        ``{"vid<N>": clip name}``.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: file not found (expected lines '<clip name> vid<N>')") from None
+    out: dict[str, str] = {}
+    for lineno, line in enumerate(lines, start=1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 2 or not parts[1].startswith("vid"):
+            raise FormatError(f"{path}:{lineno}: {line!r} is not '<clip name> vid<N>'")
+        out[parts[1]] = parts[0]
+    return out
+
+
+def read_video_qa(
+    questions_path: PathLike,
+    answers_path: PathLike | None = None,
+    video_mapping: PathLike | None = None,
+) -> list[VideoQASample]:
+    """Read video QA questions in either published shape (detected per file).
+
+    Args:
+        questions_path: ``<split>_q.json`` (ActivityNet-QA shape) or ``<split>_qa.json``
+            (MSVD-QA / MSRVTT-QA shape).
+        answers_path: ``<split>_a.json``; required for the ActivityNet-QA shape unless
+            the question entries carry an ``"answer"``.
+        video_mapping: MSVD's ``youtube_mapping.txt`` (names the clip of ``video_id``).
+
+    Returns:
+        The questions in file order.
+
+    Raises:
+        FormatError: Neither shape, a missing field, or a question with no answer.
+    """
+    questions_path = Path(questions_path)
+    expected = ('a JSON list of {"video_name", "question", "question_id"} (ActivityNet-QA) or '
+                '{"video_id", "id", "question", "answer"} (MSVD-QA / MSRVTT-QA)')
+    data = _read_json(questions_path, expected)
+    if not isinstance(data, list):
+        raise FormatError(f"{questions_path}: got JSON {type(data).__name__}; expected {expected}")
+    answers: dict[str, Mapping[str, Any]] = {}
+    if answers_path is not None:
+        answers_path = Path(answers_path)
+        adata = _read_json(answers_path, 'a JSON list of {"answer", "type", "question_id"}')
+        if not isinstance(adata, list):
+            raise FormatError(f"{answers_path}: expected a JSON list of {{answer, type, question_id}}")
+        for k, a in enumerate(adata):
+            w = f"{answers_path}: entry #{k}"
+            qid = _require(a, "question_id", w, "the question id")
+            _require(a, "answer", w, "the reference answer")
+            answers[str(qid)] = a
+    mapping = read_youtube_mapping(video_mapping) if video_mapping is not None else None
+    out: list[VideoQASample] = []
+    for k, q in enumerate(data):
+        w = f"{questions_path}: entry #{k}"
+        question = str(_require(q, "question", w, expected))
+        if "video_name" in q:  # ActivityNet-QA shape
+            qid = str(_require(q, "question_id", w, "the question id"))
+            name = str(q["video_name"])
+            ans = answers.get(qid, q if "answer" in q else None)
+            if ans is None:
+                where = answers_path if answers_path is not None else "(no answers file given)"
+                raise FormatError(f"{w}: question_id {qid!r} has no answer in {where}")
+            stems = (name, f"v_{name}") if not name.startswith("v_") else (name, name[2:])
+            out.append(VideoQASample(qid, stems, question, str(ans["answer"]), ans.get("type")))
+        elif "video_id" in q:  # MSVD-QA / MSRVTT-QA shape
+            qid = str(_require(q, "id", w, "the question id"))
+            answer = _require(q, "answer", w, "the reference answer")
+            vid = q["video_id"]
+            if mapping is not None:
+                clip = mapping.get(f"vid{vid}")
+                if clip is None:
+                    raise FormatError(f"{w}: video_id {vid!r} (vid{vid}) is not in {video_mapping}")
+                stems: tuple[str, ...] = (clip,)
+            else:
+                stems = (f"video{vid}", f"vid{vid}", str(vid))
+            out.append(VideoQASample(qid, stems, question, str(answer), q.get("category_id")))
+        else:
+            raise FormatError(f"{w}: has neither 'video_name' nor 'video_id'; expected {expected}")
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,319 @@
+"""Run a task: generate answers with a model (or read a predictions file), score, report.
+
+Output folder::
+
+    predictions.jsonl   one record per sample, in sample order:
+                        {"id", "answer", "parsed", "status", "correct", "score", "truth", ...}
+    summary.json        metrics, counts, the misses and the run's settings
+    summary.md          the same as a markdown table
+    examples.png        grounding tasks: predicted vs true boxes / spans
+    run.json            what produced the records (task, source, prompt, boxes frame)
+
+``answer`` is the model's text with its boxes already in original-image coordinates
+(what :meth:`GroundingGPT.generate` returns), so a model run's ``predictions.jsonl``
+is itself a valid ``--predictions`` file.
+
+Resume: records that already hold an answer are kept and their samples are not
+generated again; records without one (missing media, media errors) are retried.
+Records of samples outside the current run (after ``--limit``) are kept in the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from groundinggpt.errors import InputError, MediaError
+from groundinggpt.eval import formats
+from groundinggpt.eval.report import draw_examples, summary_markdown
+from groundinggpt.eval.tasks import BOXES_FRAMES, Sample, Task
+
+__all__ = ["evaluate", "PREDICTIONS_FILE", "SUMMARY_FILE", "EXAMPLES_FILE"]
+
+PREDICTIONS_FILE = "predictions.jsonl"
+SUMMARY_FILE = "summary.json"
+SUMMARY_MD_FILE = "summary.md"
+EXAMPLES_FILE = "examples.png"
+RUN_FILE = "run.json"
+# Statuses whose record holds a scored answer; anything else is a miss.
+_SCORED = ("ok",)
+_KEEP_ON_RESUME = ("ok", "unparsed")
+
+
+def evaluate(
+    task: Task,
+    output_dir: str | os.PathLike,
+    *,
+    model: Any = None,
+    predictions: str | os.PathLike | None = None,
+    source: str | None = None,
+    prompt: str | None = None,
+    settings: Any = None,
+    batch_size: int = 8,
+    boxes_frame: str = "original",
+    limit: int | None = None,
+    num_examples: int = 12,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a model, or score a predictions file, on one task.
+
+    Args:
+        task: The task (already given its command-line arguments).
+        output_dir: Where the outputs go (created; an earlier run there is resumed).
+        model: A :class:`groundinggpt.GroundingGPT`; exclusive with ``predictions``.
+        predictions: A JSONL file of ``{"id", "answer"}`` records.
+        source: How the summary names the model or file (default: a generic name).
+        prompt: Prompt template overriding the paper's (``"...{exp}..."``).
+        settings: :class:`groundinggpt.api.GenerationSettings` (greedy by default).
+        batch_size: Conversations per ``generate`` call (left-padded).
+        boxes_frame: Frame of boxes in a predictions file: ``original`` or ``square``.
+        limit: Evaluate only the first ``limit`` samples.
+        num_examples: How many examples the grid shows (0: no grid).
+        progress: Show a tqdm progress bar.
+
+    Returns:
+        The summary (also written to ``summary.json``).
+
+    Raises:
+        InputError / FormatError: Bad arguments or benchmark files.
+    """
+    if (model is None) == (predictions is None):
+        raise InputError("evaluate needs exactly one of a model or a predictions file")
+    if boxes_frame not in BOXES_FRAMES:
+        raise InputError(f"boxes_frame must be one of {BOXES_FRAMES}, got {boxes_frame!r}")
+    if model is not None and boxes_frame != "original":
+        raise InputError("--boxes-frame applies to predictions files: the model's answers are converted already")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    if model is not None and settings is None:
+        from groundinggpt.api import GenerationSettings
+
+        settings = GenerationSettings()
+    started = time.time()
+    samples = task.load()
+    if limit is not None:
+        samples = samples[:limit]
+    _check_unique(task, samples)
+    template = None if samples and samples[0].messages is not None else (prompt or task.default_prompt())
+    if samples and template is not None:
+        task.prompt_text(samples[0], template)  # a bad --prompt fails before any work
+    mode = "model" if model is not None else "predictions"
+    source = source or (str(Path(predictions).resolve()) if predictions is not None else "model")
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _check_run(out, {"task": task.name, "mode": mode, "source": source, "prompt": template,
+                     "boxes_frame": boxes_frame})
+    previous = _read_records(out / PREDICTIONS_FILE)
+
+    extra: dict[str, Any] = {}
+    if model is not None:
+        records = _run_model(task, samples, template, model, settings, batch_size, previous, out, progress)
+    else:
+        records, extra = _score_predictions(task, samples, predictions, boxes_frame, previous, progress)
+    ordered = [records[s.id] for s in samples]
+    # Records of samples outside this run (e.g. after --limit) stay in the file, after ours.
+    others = [r for pid, r in previous.items() if pid not in records]
+    _write_records(out / PREDICTIONS_FILE, ordered + others)
+
+    summary = _summarize(task, samples, ordered, mode, source, template, boxes_frame, settings)
+    summary.update(extra)
+    if task.grounding and num_examples > 0:
+        if draw_examples(task, samples, ordered, out / EXAMPLES_FILE, num_examples):
+            summary["examples"] = EXAMPLES_FILE
+    summary["elapsed_s"] = round(time.time() - started, 2)
+    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    (out / SUMMARY_MD_FILE).write_text(summary_markdown(summary, task.metric_digits))
+    return summary
+
+
+# ---- records ---------------------------------------------------------------------------
+def make_record(task: Task, sample: Sample, answer: str | None, boxes_frame: str = "original",
+                observed: dict[str, Any] | None = None, status: str | None = None,
+                error: str | None = None) -> dict[str, Any]:
+    """Parse and score one answer → its predictions.jsonl record (never raises on a bad answer)."""
+    observed = observed or {}
+    record: dict[str, Any] = {"id": sample.id, "answer": answer}
+    if answer is None:
+        record.update(parsed=None, status=status or "no_prediction", correct=False, score=0.0)
+    else:
+        try:
+            parsed = task.parse(answer, sample, boxes_frame, observed)
+        except InputError as e:  # e.g. a square-frame box without an image size
+            parsed, status, error = None, "error", str(e)
+        record["parsed"] = parsed
+        record["status"] = status or ("ok" if parsed is not None else "unparsed")
+        scored = task.score_sample(sample, parsed, observed)
+        if record["status"] != "ok":
+            scored.pop("status", None)  # the first problem found is the one reported
+        record.update(scored)
+    if error and not record.get("error"):
+        record["error"] = error
+    record["truth"] = sample.target
+    if observed:
+        record["observed"] = observed
+    return record
+
+
+def _check_unique(task: Task, samples: list[Sample]) -> None:
+    seen: set[str] = set()
+    for s in samples:
+        if s.id in seen:
+            raise InputError(f"task {task.name}: two samples share the id {s.id!r}; ids are {task.id_scheme}")
+        seen.add(s.id)
+
+
+def _check_run(out: Path, run: dict[str, Any]) -> None:
+    # Resuming mixes records of two runs; refuse when they would not be comparable.
+    path = out / RUN_FILE
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            old = None
+        if isinstance(old, dict):
+            for key in ("task", "mode", "source", "prompt", "boxes_frame"):
+                if old.get(key) != run[key]:
+                    raise InputError(
+                        f"{out} holds a run with {key} {old.get(key)!r}, not {run[key]!r}; "
+                        "choose another --output (or delete that folder)"
+                    )
+    path.write_text(json.dumps(run, indent=2) + "\n")
+
+
+def _read_records(path: Path) -> dict[str, dict[str, Any]]:
+    """Earlier records by id; a line cut short by a crash is ignored (its sample is redone)."""
+    records: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "id" in rec:
+            records[str(rec["id"])] = rec  # a later line wins
+    return records
+
+
+def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for rec in records:
+            f.write(json.dumps(rec, default=str) + "\n")
+    os.replace(tmp, path)  # atomic: an interrupted write never loses the old file
+
+
+# ---- model mode --------------------------------------------------------------------------
+def _run_model(task, samples, template, model, settings, batch_size, previous, out, progress):
+    missing = [s for s in samples if s.missing_media()]
+    if samples and len(missing) == len(samples):
+        # Not one file found: a wrong or forgotten media folder, not missing samples.
+        raise InputError(
+            f"none of the {len(samples)} {task.name} samples has its media files, e.g. "
+            f"{missing[0].missing_media()[0]}: check the media folder flags (--images/--videos/--audio)"
+        )
+    records: dict[str, dict[str, Any]] = {}
+    todo: list[Sample] = []
+    for s in samples:
+        old = previous.get(s.id)
+        if old is not None and old.get("answer") is not None:
+            # Generated before: keep the answer; re-score only what is not final (judge failures...).
+            keep = old.get("status") in _KEEP_ON_RESUME and "correct" in old
+            records[s.id] = old if keep else make_record(task, s, old["answer"], observed=old.get("observed"))
+        elif s.missing_media():
+            records[s.id] = make_record(task, s, None, status="missing_media",
+                                        error="missing media file: " + ", ".join(s.missing_media()))
+        else:
+            todo.append(s)
+    bar = tqdm(total=len(todo), desc=f"eval {task.name}", unit="sample", disable=not progress)
+    with open(out / PREDICTIONS_FILE, "a", encoding="utf-8") as log:
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
+            conversations = [task.build_messages(s, template) for s in batch]
+            for s, (output, error) in zip(batch, _generate(model, conversations, settings)):
+                if output is None:
+                    rec = make_record(task, s, None, status="media_error", error=error)
+                else:
+                    observed = {k: v for k, v in (("image_size", output.image_size),
+                                                  ("duration", output.duration)) if v is not None}
+                    rec = make_record(task, s, output.text, observed=observed)
+                records[s.id] = rec
+                log.write(json.dumps(rec, default=str) + "\n")
+            log.flush()  # what is on disk survives a crash and is resumed
+            bar.update(len(batch))
+    bar.close()
+    return records
+
+
+def _generate(model, conversations, settings):
+    """→ [(GroundedOutput | None, error | None)]; a bad medium fails its own sample only."""
+    try:
+        return [(o, None) for o in model.generate(conversations, settings)]
+    except (MediaError, InputError) as e:
+        if len(conversations) == 1:
+            return [(None, f"{type(e).__name__}: {e}")]
+    # One medium broke the batch: find it by answering one by one.
+    return [pair for conv in conversations for pair in _generate(model, [conv], settings)]
+
+
+# ---- predictions mode ------------------------------------------------------------------
+def _score_predictions(task, samples, path, boxes_frame, previous, progress):
+    answers = formats.predictions_by_id(formats.read_predictions(path))
+    ids = {s.id for s in samples}
+    unknown = [pid for pid in answers if pid not in ids]
+    if answers and len(unknown) == len(answers):
+        raise formats.FormatError(
+            f"{path}: none of its {len(answers)} ids is a {task.name} sample id; ids are "
+            f"{task.id_scheme}, e.g. {', '.join(repr(s.id) for s in samples[:3])}; "
+            f"the file has e.g. {', '.join(repr(u) for u in unknown[:3])}"
+        )
+    records: dict[str, dict[str, Any]] = {}
+    for s in tqdm(samples, desc=f"score {task.name}", unit="sample", disable=not progress):
+        old = previous.get(s.id)
+        if s.id not in answers:
+            records[s.id] = make_record(task, s, None, status="no_prediction", error="no prediction with this id")
+        elif old is not None and old.get("answer") == answers[s.id] and old.get("status") in _KEEP_ON_RESUME:
+            records[s.id] = old  # scored before (a judge call saved)
+        elif answers[s.id] is None:
+            records[s.id] = make_record(task, s, None, status="no_prediction", error="answer is null")
+        else:
+            records[s.id] = make_record(task, s, answers[s.id], boxes_frame)
+    extra: dict[str, Any] = {}
+    if unknown:
+        extra["unknown_prediction_ids"] = {"count": len(unknown), "examples": unknown[:10]}
+    return records, extra
+
+
+# ---- summary -----------------------------------------------------------------------------
+def _summarize(task, samples, records, mode, source, template, boxes_frame, settings) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    misses = [_miss(r) for r in records if r["status"] not in _SCORED and r["status"] != "not_judged"]
+    summary: dict[str, Any] = {
+        "task": task.name, "mode": mode, "source": source, "prompt": template,
+        # Only box answers have a frame; the line would mislead for spans and text.
+        "boxes_frame": boxes_frame if task.grounding in ("box", "mixed") else None,
+        "n": len(samples), "answered": sum(1 for r in records if r.get("answer") is not None),
+        "misses": len(misses), "status_counts": counts,
+    }
+    summary.update(task.summarize(samples, records) if samples else {"metrics": {}})
+    if mode == "model" and settings is not None:
+        summary["generation"] = dict(settings.__dict__)
+    summary["miss_list"] = misses
+    return summary
+
+
+def _miss(record: dict[str, Any]) -> dict[str, Any]:
+    miss = {"id": record["id"], "status": record["status"]}
+    if record.get("error"):
+        miss["error"] = record["error"]
+    elif record.get("answer") is not None:  # unparsed: show what the model said instead
+        answer = record["answer"]
+        miss["answer"] = answer if len(answer) <= 100 else answer[:97] + "..."
+    return miss
