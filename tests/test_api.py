@@ -72,3 +72,40 @@ def test_save_and_reload_api(gg, tmp_path, image_path):
     assert again.chat(conv, max_new_tokens=6).text == gg.chat(conv, max_new_tokens=6).text
     with pytest.raises(FileNotFoundError, match="not a model folder"):
         GroundingGPT.from_pretrained(tmp_path / "missing")
+
+
+def test_usage_and_finish_reason(gg):
+    out = gg.generate([[{"role": "user", "content": "hello"}]], max_new_tokens=3)[0]
+    prompt = gg.processor([{"role": "user", "content": "hello"}])["input_ids"]
+    assert out.prompt_tokens == prompt.shape[1]
+    assert 1 <= out.completion_tokens <= 3
+    assert out.finish_reason == ("length" if out.completion_tokens == 3 else "stop")
+
+
+def test_generated_placeholder_tokens_are_suppressed():
+    """A model that 'wants' to emit <image> must not crash the next decoding step."""
+    gg2 = GroundingGPT.from_preset("tiny", seed=1)
+    lm_head = gg2.model.language_model.lm_head.weight
+    with torch.no_grad():
+        for token_id in gg2.processor.token_ids.values():
+            lm_head[token_id] = lm_head[token_id].sign() * 50  # overwhelmingly preferred
+    out = gg2.generate([[{"role": "user", "content": "Question 10: what colour is item 70?"}]],
+                       max_new_tokens=6)[0]
+    assert out.completion_tokens >= 1
+    assert not any(t in out.text for t in ("<image>", "<video>", "<audio>"))
+
+
+def test_streamer_receives_the_answer(gg):
+    from transformers import TextStreamer
+
+    pieces = []
+
+    class Collect(TextStreamer):
+        def on_finalized_text(self, text, stream_end=False):
+            pieces.append(text)
+
+    streamer = Collect(gg.processor.tokenizer, skip_prompt=True, skip_special_tokens=True)
+    out = gg.generate([[{"role": "user", "content": "hello"}]], max_new_tokens=5, streamer=streamer)[0]
+    assert "".join(pieces).strip().startswith(out.text[:3])
+    with pytest.raises(ValueError, match="exactly one conversation"):
+        gg.generate([[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], streamer=streamer)

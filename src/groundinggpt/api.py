@@ -96,12 +96,24 @@ class GroundingGPT:
 
     # ---- generation -----------------------------------------------------------------------
     @torch.inference_mode()
-    def generate(self, conversations: list[list[dict[str, Any]]],
-                 settings: GenerationSettings | None = None, **overrides: Any) -> list[GroundedOutput]:
-        """Answer a batch of conversations (left-padded, one ``generate`` call)."""
+    def generate(self, conversations: list[list[dict[str, Any]]], settings: GenerationSettings | None = None,
+                 streamer: Any = None, **overrides: Any) -> list[GroundedOutput]:
+        """Answer a batch of conversations (left-padded, one ``generate`` call).
+
+        Args:
+            conversations: a list of conversations (each a list of HF chat messages).
+            settings: decoding settings; keyword ``overrides`` replace single fields.
+            streamer: a transformers streamer (e.g. ``TextIteratorStreamer``) fed token by
+                token; batch size must then be 1.
+
+        Returns:
+            One :class:`GroundedOutput` per conversation, with token usage and finish reason.
+        """
         settings = settings or GenerationSettings()
         if overrides:
             settings = GenerationSettings(**{**settings.__dict__, **overrides})
+        if streamer is not None and len(conversations) != 1:
+            raise ValueError("a streamer needs exactly one conversation")
         batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
         media_info = batch.pop("media_info")
         inputs = {k: v.to(self.device) for k, v in batch.items()}
@@ -111,20 +123,30 @@ class GroundingGPT:
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         tok = self.processor.tokenizer
+        stops = list(self.processor.template.stop_strings + tuple(s for s in settings.stop if s))
         out = self.model.generate(
             **inputs, **settings.generate_kwargs(),
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-            stop_strings=list(self.processor.template.stop_strings + tuple(settings.stop)) or None,
-            tokenizer=tok,
+            # A generated placeholder id would be fed back without media at the next step.
+            suppress_tokens=list(self.processor.token_ids.values()),
+            stop_strings=stops or None, tokenizer=tok, streamer=streamer,
         )
-        prompt_len = inputs["input_ids"].shape[1]
+        prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
         results = []
-        for row, info in zip(out[:, prompt_len:], media_info):
+        for row, info, prompt_len in zip(out[:, inputs["input_ids"].shape[1]:], media_info, prompt_lengths):
+            ids = row.tolist()
+            hit_eos = tok.eos_token_id in ids
+            n = ids.index(tok.eos_token_id) + 1 if hit_eos else sum(1 for i in ids if i != tok.pad_token_id)
+            raw = tok.decode(ids, skip_special_tokens=True)
             text = self.processor.decode(row)
             for stop in settings.stop:
                 if stop and stop in text:
                     text = text[: text.index(stop)]
-            results.append(self.processor.post_process(text.strip(), info))
+            stopped = hit_eos or any(s in raw for s in stops) or n < settings.max_new_tokens
+            result = self.processor.post_process(text.strip(), info)
+            result.prompt_tokens, result.completion_tokens = int(prompt_len), n
+            result.finish_reason = "stop" if stopped else "length"
+            results.append(result)
         return results
 
     def chat(self, messages: list[dict[str, Any]], **settings: Any) -> GroundedOutput:

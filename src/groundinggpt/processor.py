@@ -123,6 +123,10 @@ class GroundedOutput:
     entities: list[GroundedEntity]
     image_size: tuple[int, int] | None = None
     duration: float | None = None
+    # Filled by GroundingGPT.generate: token usage and why decoding stopped ("stop" | "length").
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    finish_reason: str | None = None
 
     @property
     def boxes(self) -> list[Box]:

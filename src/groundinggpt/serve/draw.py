@@ -1,0 +1,171 @@
+"""Pictures of grounded answers: labelled boxes on an image, time spans on a timeline.
+
+Used by the terminal chat's ``/save``, the web page and evaluation reports. Boxes come
+in *relative* coordinates of the original image (what :class:`GroundedOutput.boxes`
+holds) or in pixels; spans in seconds (``GroundedOutput.spans_seconds``).
+
+Example:
+    >>> from PIL import Image
+    >>> img = draw_boxes(Image.new("RGB", (100, 50), "white"), [[0.1, 0.2, 0.5, 0.8]], ["a cat"])
+    >>> img.getpixel((10, 25)) == PALETTE[0]
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..grounding import Box
+
+__all__ = ["PALETTE", "draw_boxes", "draw_grounding", "draw_timeline", "colour"]
+
+# Saturated colours that stay readable on photos and on a white timeline; the first
+# one is also the colour tests look for.
+PALETTE: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
+    (70, 240, 240), (240, 50, 230), (128, 128, 0), (0, 128, 128), (170, 110, 40),
+)
+
+
+def colour(i: int) -> tuple[int, int, int]:
+    """The ``i``-th palette colour (cycling)."""
+    return PALETTE[i % len(PALETTE)]
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:  # Pillow >= 10.1 ships a scalable default font
+        return ImageFont.load_default(size)
+    except TypeError:  # older Pillow: fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _to_pixels(box: Any, width: int, height: int, relative: bool) -> tuple[float, float, float, float]:
+    if isinstance(box, Box):
+        values = box.as_list()
+    else:
+        values = [float(v) for v in box]
+        if len(values) != 4:
+            raise ValueError(f"a box needs 4 numbers (x1, y1, x2, y2), got {len(values)}")
+    x1, y1, x2, y2 = values
+    if relative:
+        x1, x2, y1, y2 = x1 * width, x2 * width, y1 * height, y2 * height
+    # Corners in any order, clipped to the picture so the outline stays visible.
+    x1, x2 = sorted((min(max(x1, 0), width - 1), min(max(x2, 0), width - 1)))
+    y1, y2 = sorted((min(max(y1, 0), height - 1), min(max(y2, 0), height - 1)))
+    return x1, y1, x2, y2
+
+
+def _label(draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fill: tuple[int, int, int],
+           font: Any, bounds: tuple[int, int]) -> None:
+    """A filled tag with white text, above the box when there is room, else inside it."""
+    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    w, h = right - left + 6, bottom - top + 4
+    x, y = xy
+    y = y - h if y - h >= 0 else y
+    x = min(max(x, 0), max(bounds[0] - w, 0))
+    draw.rectangle((x, y, x + w, y + h), fill=fill)
+    draw.text((x + 3 - left, y + 2 - top), text, fill=(255, 255, 255), font=font)
+
+
+def draw_boxes(image: Image.Image, boxes: Sequence[Any], labels: Sequence[str] | None = None, *,
+               relative: bool = True, width: int | None = None,
+               colours: Sequence[tuple[int, int, int]] | None = None) -> Image.Image:
+    """Draw box outlines with labels on a copy of ``image``.
+
+    Args:
+        image: any PIL image (converted to RGB).
+        boxes: :class:`~groundinggpt.grounding.Box` objects or ``(x1, y1, x2, y2)`` sequences.
+        labels: one label per box (``None`` or ``""`` for none).
+        relative: boxes are fractions of width/height (``True``) or pixels (``False``).
+        width: outline width in pixels (default: ~0.6 % of the longer side, at least 2).
+        colours: one RGB colour per box (default: :data:`PALETTE` in order).
+
+    Returns:
+        A new RGB image; the input is left untouched.
+    """
+    out = image.convert("RGB").copy()
+    W, H = out.size
+    line = width or max(2, round(max(W, H) / 160))
+    font = _font(max(10, min(W, H) // 20))
+    draw = ImageDraw.Draw(out)
+    labels = list(labels or [])
+    # Outlines first, then all labels, so a later box's outline never hides a label.
+    placed = []
+    for i, box in enumerate(boxes):
+        x1, y1, x2, y2 = _to_pixels(box, W, H, relative)
+        fill = colours[i] if colours else colour(i)
+        draw.rectangle((x1, y1, x2, y2), outline=fill, width=line)
+        placed.append(((x1, y1), fill, labels[i] if i < len(labels) else ""))
+    for xy, fill, text in placed:
+        if text:
+            _label(draw, xy, text, fill, font, (W, H))
+    return out
+
+
+def draw_grounding(image: Image.Image, output: Any) -> Image.Image:
+    """Draw a :class:`~groundinggpt.processor.GroundedOutput`'s boxes, phrases as labels."""
+    ents = [e for e in output.entities if e.box is not None]
+    return draw_boxes(image, [e.box for e in ents], [e.phrase or f"box {i + 1}" for i, e in enumerate(ents)])
+
+
+def draw_timeline(spans: Sequence[Sequence[float]], duration: float, labels: Sequence[str] | None = None, *,
+                  width: int = 640, row_height: int = 26) -> Image.Image:
+    """Render time spans (seconds) as coloured bars over a ``0 … duration`` axis.
+
+    Args:
+        spans: ``(start, end)`` pairs in seconds (order of the two does not matter).
+        duration: length of the medium in seconds (> 0).
+        labels: one label per span, drawn on its bar.
+        width: image width in pixels.
+        row_height: height of one span's row.
+
+    Returns:
+        An RGB image: one row per span, then a time axis with ticks in seconds.
+    """
+    if not duration or duration <= 0:
+        raise ValueError(f"duration must be > 0 seconds, got {duration!r}")
+    labels = list(labels or [])
+    margin, axis_h = 10, 28
+    rows = max(len(spans), 1)
+    img = Image.new("RGB", (width, margin + rows * row_height + axis_h), (255, 255, 255))
+    draw = ImageDraw.Draw(img)
+    font = _font(12)
+    span_w = width - 2 * margin
+
+    def x_of(t: float) -> float:
+        return margin + span_w * min(max(t / duration, 0.0), 1.0)
+
+    for i, (a, b) in enumerate(spans):
+        a, b = sorted((float(a), float(b)))
+        top = margin + i * row_height
+        fill = colour(i)
+        draw.rectangle((margin, top + 3, width - margin, top + row_height - 3), fill=(235, 235, 235))
+        # At least 2 px wide, so an instant (a == b) is still visible.
+        draw.rectangle((x_of(a), top + 3, max(x_of(b), x_of(a) + 2), top + row_height - 3), fill=fill)
+        text = f"{labels[i] + ': ' if i < len(labels) and labels[i] else ''}{a:.1f}-{b:.1f} s"
+        # A white halo keeps the label readable whether it lies over the bar or not.
+        draw.text((margin + 4, top + 6), text, fill=(0, 0, 0), font=font, stroke_width=2, stroke_fill=(255, 255, 255))
+    axis_y = margin + rows * row_height + 4
+    draw.line((margin, axis_y, width - margin, axis_y), fill=(0, 0, 0), width=1)
+    step = _tick_step(duration)
+    t = 0.0
+    while t <= duration + 1e-9:
+        x = x_of(t)
+        draw.line((x, axis_y, x, axis_y + 5), fill=(0, 0, 0))
+        label = f"{t:g}"
+        tw = draw.textlength(label, font=font)
+        draw.text((min(max(x - tw / 2, 0), width - tw), axis_y + 7), label, fill=(0, 0, 0), font=font)
+        t += step
+    return img
+
+
+def _tick_step(duration: float) -> float:
+    """A 1-2-5 step giving at most ~10 ticks."""
+    step = 10 ** int(f"{duration / 10:e}".split("e")[1])
+    for mult in (1, 2, 5, 10):
+        if duration / (step * mult) <= 10:
+            return step * mult
+    return step * 10

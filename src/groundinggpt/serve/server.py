@@ -1,0 +1,216 @@
+"""``groundinggpt serve``: an OpenAI-compatible HTTP server (FastAPI + uvicorn).
+
+Endpoints: ``POST /v1/chat/completions`` (streaming and not), ``GET /v1/models``,
+``GET /v1/models/{id}``, ``GET /health``. Requests and answers follow OpenAI's chat
+completions; see :mod:`.protocol` for the media parts accepted and the extra
+``grounding`` field every answer carries.
+
+Use any OpenAI client::
+
+    from openai import OpenAI
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
+    r = client.chat.completions.create(model="groundinggpt", messages=[{"role": "user", "content": [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,..."}},
+        {"type": "text", "text": "Where is the cat?"}]}])
+    r.choices[0].message.content, r.choices[0].message.grounding
+
+Every refusal is a 4xx with OpenAI's error body; nothing a client sends can crash the
+server or reach a file outside ``--media-root`` or the network. Inference runs on one
+thread (:mod:`.worker`) so answers never mix; waiting requests are micro-batched.
+
+Streaming: ``GroundingGPT.generate`` returns whole answers, so a streamed answer is
+computed first (errors still get a proper 4xx) and then sent as OpenAI chunks.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the handlers' ``Request``
+# annotations at run time, and Request is imported inside create_app (so that the CLI
+# can register ``serve`` without FastAPI installed).
+import argparse
+import asyncio
+import json
+import logging
+import time
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ..errors import GroundingGPTError, MediaError
+from .errors import APIError, error_body
+from .media_sources import MediaResolver
+from .protocol import ChatRequest, Limits, completion_body, new_id, parse_request, stream_chunks
+from .worker import InferenceWorker, QueueFull
+
+log = logging.getLogger("groundinggpt.serve")
+
+__all__ = ["Limits", "create_app", "run", "register"]
+
+
+async def _read_body(request: Any, max_bytes: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``max_bytes``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes:
+        raise APIError(413, f"the request body is {int(declared)} bytes, more than this server's limit of "
+                            f"{max_bytes} bytes", code="request_too_large")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked body has no Content-Length to trust
+        size += len(chunk)
+        if size > max_bytes:
+            raise APIError(413, f"the request body exceeds this server's limit of {max_bytes} bytes",
+                           code="request_too_large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(engine: Any, limits: Limits | None = None, model_name: str = "groundinggpt") -> Any:
+    """The FastAPI app serving ``engine``.
+
+    Args:
+        engine: a :class:`~groundinggpt.api.GroundingGPT`.
+        limits: request limits and the media root (default :class:`Limits`).
+        model_name: the id reported by ``/v1/models`` and in answers.
+
+    Returns:
+        A FastAPI application; its inference thread stops when the app shuts down.
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    limits = limits or Limits()
+    resolver = MediaResolver(limits.media_root)
+    worker = InferenceWorker(engine, max_batch=limits.max_batch, max_queue=limits.max_queue)
+    created = int(time.time())
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        worker.close()
+
+    app = FastAPI(title="GroundingGPT", version="1", lifespan=lifespan)
+    app.state.engine, app.state.limits, app.state.worker = engine, limits, worker
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, exc: APIError):
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException):  # 404 / 405 in OpenAI's shape
+        return JSONResponse(error_body(exc.status_code, str(exc.detail)), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s", request.url.path)
+        return JSONResponse(APIError(500, f"internal error: {type(exc).__name__}").body(), status_code=500)
+
+    def model_card() -> dict[str, Any]:
+        return {"id": model_name, "object": "model", "created": created, "owned_by": "groundinggpt"}
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok", "model": model_name}
+
+    @app.get("/v1/models")
+    async def models():
+        return {"object": "list", "data": [model_card()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        if model_id != model_name:
+            raise APIError(404, f"model {model_id!r} not found; this server serves {model_name!r}",
+                           param="model", code="model_not_found")
+        return model_card()
+
+    @app.post("/v1/chat/completions")
+    async def chat_completions(request: Request):
+        t0 = time.perf_counter()
+        req_id = new_id()
+        status, info = 200, ""
+        try:
+            raw = await _read_body(request, int(limits.max_body_mb * 1024 * 1024))
+            try:
+                body = json.loads(raw)
+            except (ValueError, RecursionError) as e:  # bad syntax or encoding; absurd nesting
+                raise APIError(400, f"the request body is not valid JSON ({type(e).__name__}: {str(e)[:200]})",
+                               code="invalid_json") from None
+            # Base64 decoding, header probes and token counting run in a thread pool, so the
+            # event loop keeps serving and the inference thread only runs the model.
+            req: ChatRequest = await asyncio.get_running_loop().run_in_executor(
+                None, parse_request, body, resolver, limits, engine)
+            info = f"media={','.join(req.media_kinds) or '-'} stream={req.stream}"
+            try:
+                future = worker.submit(req.messages, req.settings)
+            except QueueFull as e:
+                raise APIError(503, f"the server is busy ({e}); retry later", code="overloaded") from None
+            try:
+                output = await asyncio.wrap_future(future)
+            except GroundingGPTError as e:  # MediaError / InputError: the request's fault
+                raise APIError(400, str(e), code="invalid_media" if isinstance(e, MediaError)
+                               else "invalid_messages") from None
+            except Exception as e:  # noqa: BLE001 - the model's failure, not the request's
+                log.exception("%s inference failed", req_id)
+                raise APIError(500, f"inference failed ({type(e).__name__}: {e})", code="inference_error") from None
+            job = future.job
+            info += f" wait={job.started - job.enqueued:.3f}s batch={job.batch_size}"
+            finish = output.finish_reason or "stop"
+            if not req.stream:
+                return completion_body(req_id, model_name, output, finish)
+            chunks = stream_chunks(req_id, model_name, output, finish)
+
+            async def events():
+                for chunk in chunks:
+                    yield f"data: {json.dumps(chunk)}\n\n"
+                yield "data: [DONE]\n\n"
+
+            return StreamingResponse(events(), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        except APIError as e:
+            status, info = e.status, f"{e.code}: {e.message[:200]}"
+            raise
+        except Exception:
+            status = 500
+            raise
+        finally:
+            log.info("%s POST /v1/chat/completions %d %.3fs %s", req_id, status, time.perf_counter() - t0, info)
+
+    return app
+
+
+# ---- command line --------------------------------------------------------------------------------
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .engine import load_engine
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.media_root is not None and not Path(args.media_root).is_dir():
+        raise SystemExit(f"--media-root {args.media_root!r}: not a folder")
+    limits = Limits(max_body_mb=args.max_body_mb, max_image_pixels=args.max_image_pixels,
+                    max_media_seconds=args.max_media_seconds, max_tokens_limit=args.max_tokens_limit,
+                    default_max_tokens=min(args.default_max_tokens, args.max_tokens_limit),
+                    media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue)
+    engine = load_engine(args.model)
+    name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
+    log.info("serving %s on http://%s:%d/v1 with %s", name, args.host, args.port, asdict(limits))
+    uvicorn.run(create_app(engine, limits, model_name=name), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+def register(sub: Any) -> None:
+    d = Limits()
+    p = sub.add_parser("serve", help="OpenAI-compatible HTTP server (/v1/chat/completions)")
+    p.add_argument("--model", required=True, help="a model folder (or 'tiny' for a random-init demo)")
+    p.add_argument("--model-name", help="the model id clients see (default: the folder's name)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--media-root", help="folder that path / file:// media URLs may point into "
+                                        "(default: none, only data: URLs and base64)")
+    p.add_argument("--max-body-mb", type=float, default=d.max_body_mb, help="request body limit (413 beyond)")
+    p.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels, help="width x height limit")
+    p.add_argument("--max-media-seconds", type=float, default=d.max_media_seconds, help="video/audio length limit")
+    p.add_argument("--max-tokens-limit", type=int, default=d.max_tokens_limit, help="largest max_tokens accepted")
+    p.add_argument("--default-max-tokens", type=int, default=d.default_max_tokens,
+                   help="max_tokens when a request gives none")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help="requests per generate call (1: no batching)")
+    p.add_argument("--max-queue", type=int, default=d.max_queue, help="waiting requests before 503")
+    p.set_defaults(func=run)

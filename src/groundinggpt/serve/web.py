@@ -1,0 +1,134 @@
+"""``groundinggpt web``: a Gradio page to chat about an image, a video and/or a sound.
+
+Upload media on the left, ask on the right. Each answer's boxes are drawn on the
+image with their phrases as labels (a sound-source answer's box too: it is a box on
+the image), its time spans on a timeline under the video, and the parsed grounding
+is shown as JSON. Changing a medium starts a new conversation, because the model
+takes one medium of each kind per conversation, in its first question.
+
+Written for Gradio 6 (``gr.Chatbot`` holds ``{"role", "content"}`` messages).
+The page keeps only plain data per browser session (messages, media paths); all
+sessions share one model, and Gradio's queue runs one answer at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from ..errors import GroundingGPTError
+from .chat import describe_entities, user_turn
+from .engine import load_engine
+
+RESTART_NOTE = "Media changed: a new conversation starts (the model takes one image, video and audio per conversation)."
+
+
+def _empty_state() -> dict[str, Any]:
+    return {"messages": [], "media": {}, "history": []}
+
+
+def respond(engine: Any, settings: dict[str, Any], question: str, image: str | None, video: str | None,
+            audio: str | None, state: dict[str, Any] | None):
+    """One question → (chat history, boxes image, timeline image, grounding JSON, state, cleared box).
+
+    Never raises for bad input: errors are shown in the chat.
+    """
+    from ..media.image import load_image
+    from .draw import draw_grounding, draw_timeline
+
+    state = state or _empty_state()
+    history = list(state["history"])
+    question = (question or "").strip()
+    if not question:
+        return history, None, None, None, state, ""
+    media = {k: v for k, v in (("image", image), ("video", video), ("audio", audio)) if v}
+    messages = state["messages"]
+    if media != state["media"]:
+        if messages:
+            history.append({"role": "assistant", "content": RESTART_NOTE})
+        messages = []
+    history.append({"role": "user", "content": question})
+    turn = user_turn(media, question, first=not messages)
+    try:
+        out = engine.generate([[*messages, turn]], **settings)[0]
+    except (GroundingGPTError, OSError, ValueError) as e:
+        history.append({"role": "assistant", "content": f"Error: {e}"})
+        return history, None, None, None, {**state, "history": history}, question
+    messages = [*messages, turn, {"role": "assistant", "content": out.text}]
+    history.append({"role": "assistant", "content": out.text})
+    boxes = draw_grounding(load_image(image), out) if image else None
+    timeline = None
+    if out.spans_seconds:
+        labels = [e.phrase for e in out.entities if e.span is not None]
+        timeline = draw_timeline(out.spans_seconds, out.duration, labels)
+    grounding = {**out.to_dict(), "summary": describe_entities(out)}
+    return history, boxes, timeline, grounding, {"messages": messages, "media": media, "history": history}, ""
+
+
+def build_demo(engine: Any, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
+               seed: int | None = None) -> Any:
+    """The Gradio Blocks page for ``engine`` (a :class:`~groundinggpt.api.GroundingGPT`)."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # never phone home
+    import gradio as gr
+
+    settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
+
+    def on_send(question, image, video, audio, state):
+        return respond(engine, settings, question, image, video, audio, state)
+
+    def on_clear():
+        return [], None, None, None, _empty_state(), ""
+
+    with gr.Blocks(title="GroundingGPT") as demo:
+        gr.Markdown("## GroundingGPT\nUpload an image, a video and/or a sound, then ask. "
+                    "Boxes are drawn on the image, time spans on a timeline under the video.")
+        state = gr.State(_empty_state())
+        with gr.Row():
+            with gr.Column(scale=1):
+                image_in = gr.Image(type="filepath", label="Image", sources=["upload"], height=260, elem_id="image-in")
+                # PNG, not Gradio's default WebP: lossy coding would blur thin box outlines.
+                boxes_out = gr.Image(type="pil", format="png", label="Answer on the image", interactive=False,
+                                     height=260, elem_id="boxes-out")
+                video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-in")
+                timeline_out = gr.Image(type="pil", format="png", label="Time spans", interactive=False,
+                                        elem_id="timeline-out")
+                audio_in = gr.Audio(type="filepath", label="Audio", sources=["upload"], elem_id="audio-in")
+            with gr.Column(scale=2):
+                chatbot = gr.Chatbot(label="Conversation", height=420, elem_id="chat")
+                question = gr.Textbox(label="Question", placeholder="e.g. Where is the red square?",
+                                      elem_id="question")
+                with gr.Row():
+                    send = gr.Button("Send", variant="primary", elem_id="send")
+                    clear = gr.Button("New conversation", elem_id="clear")
+                grounding = gr.JSON(label="Grounding (original-image coordinates, seconds)", elem_id="grounding")
+        inputs = [question, image_in, video_in, audio_in, state]
+        outputs = [chatbot, boxes_out, timeline_out, grounding, state, question]
+        send.click(on_send, inputs, outputs)
+        question.submit(on_send, inputs, outputs)
+        clear.click(on_clear, None, outputs)
+    return demo
+
+
+def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> Any:
+    """Serve ``demo`` locally (no share link, no server-side rendering process)."""
+    return demo.queue().launch(server_name=host, server_port=port, share=False, ssr_mode=False,
+                               prevent_thread_lock=not block, quiet=not block)
+
+
+def run(args: argparse.Namespace) -> int:
+    demo = build_demo(load_engine(args.model), max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                      top_p=args.top_p, seed=args.seed)
+    launch(demo, args.host, args.port)
+    return 0
+
+
+def register(sub: Any) -> None:
+    from .chat import add_generation_args
+
+    p = sub.add_parser("web", help="Gradio page: upload media, chat, see boxes and time spans")
+    p.add_argument("--model", required=True, help="a model folder (or 'tiny' for a random-init demo)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=7860)
+    add_generation_args(p)
+    p.set_defaults(func=run)

@@ -1,0 +1,136 @@
+"""The inference worker with a fake engine: batching rules, failure isolation, back-pressure."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from groundinggpt.api import GenerationSettings
+from groundinggpt.serve.worker import InferenceWorker, QueueFull
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class FakeEngine:
+    """Echoes each conversation's text; 'boom' fails its whole batch; waits on a gate."""
+
+    def __init__(self):
+        self.calls: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def generate(self, conversations, settings=None):
+        self.gate.wait(10)
+        texts = [c[-1]["content"] for c in conversations]
+        self.calls.append(texts)
+        if "boom" in texts:
+            raise ValueError("boom")
+        return [f"answer to {t}" for t in texts]
+
+
+def wait_running(future):
+    """Until the worker has taken ``future``'s job (it then blocks on the gate)."""
+    for _ in range(1000):
+        if future.running():
+            return
+        time.sleep(0.01)
+    raise AssertionError("the worker never started the job")
+
+
+def msg(text):
+    return [{"role": "user", "content": text}]
+
+
+def test_waiting_greedy_requests_share_a_call_sampled_ones_do_not():
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, max_batch=3)
+    try:
+        engine.gate.clear()  # hold the first call so the others queue up behind it
+        greedy = GenerationSettings(max_new_tokens=4)
+        first = worker.submit(msg("first"), greedy)
+        wait_running(first)
+        futures = [worker.submit(msg(f"g{i}"), greedy) for i in range(4)]
+        sampled = [worker.submit(msg(f"s{i}"), GenerationSettings(max_new_tokens=4, temperature=1.0, seed=i))
+                   for i in range(2)]
+        other = worker.submit(msg("longer"), GenerationSettings(max_new_tokens=8))
+        engine.gate.set()
+        for i, f in enumerate(futures):
+            assert f.result(10) == f"answer to g{i}"
+        assert other.result(10) == "answer to longer" and first.result(10) == "answer to first"
+        assert [f.result(10) for f in sampled] == ["answer to s0", "answer to s1"]
+        assert ["g0", "g1", "g2"] in engine.calls and ["g3"] in engine.calls  # max_batch = 3
+        assert ["s0"] in engine.calls and ["s1"] in engine.calls and ["longer"] in engine.calls
+        assert futures[0].job.batch_size == 3
+    finally:
+        worker.close()
+
+
+def test_a_failing_request_does_not_fail_its_batch():
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, max_batch=8)
+    try:
+        engine.gate.clear()
+        s = GenerationSettings(max_new_tokens=4)
+        hold = worker.submit(msg("hold"), s)
+        wait_running(hold)
+        ok1, bad, ok2 = (worker.submit(msg(t), s) for t in ("a", "boom", "b"))
+        engine.gate.set()
+        assert ok1.result(10) == "answer to a" and ok2.result(10) == "answer to b"
+        with pytest.raises(ValueError, match="boom"):
+            bad.result(10)
+        assert ["a", "boom", "b"] in engine.calls and ["a"] in engine.calls  # batch, then one by one
+    finally:
+        worker.close()
+
+
+def test_queue_limit_raises_queue_full():
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, max_batch=1, max_queue=2)
+    try:
+        engine.gate.clear()
+        s = GenerationSettings(max_new_tokens=4)
+        hold = worker.submit(msg("hold"), s)
+        wait_running(hold)
+        waiting = [worker.submit(msg(str(i)), s) for i in range(2)]
+        with pytest.raises(QueueFull):
+            worker.submit(msg("one too many"), s)
+        engine.gate.set()
+        assert [f.result(10) for f in waiting] == ["answer to 0", "answer to 1"]
+    finally:
+        worker.close()
+
+
+def test_a_broken_engine_never_kills_the_worker():
+    class Broken(FakeEngine):
+        def generate(self, conversations, settings=None):
+            if conversations[0][-1]["content"] == "short":
+                return []  # answers missing
+            return super().generate(conversations, settings)
+
+    worker = InferenceWorker(Broken())
+    try:
+        s = GenerationSettings(max_new_tokens=4)
+        with pytest.raises(RuntimeError, match="answered 0 of 1"):
+            worker.submit(msg("short"), s).result(10)
+        assert worker.submit(msg("next"), s).result(10) == "answer to next"
+    finally:
+        worker.close()
+
+
+def test_close_fails_what_still_waits():
+    engine = FakeEngine()
+    worker = InferenceWorker(engine, max_batch=1)
+    engine.gate.clear()
+    s = GenerationSettings(max_new_tokens=4)
+    hold = worker.submit(msg("hold"), s)
+    wait_running(hold)
+    waiting = worker.submit(msg("late"), GenerationSettings(max_new_tokens=4, temperature=1.0))
+    closer = threading.Thread(target=worker.close)
+    closer.start()
+    engine.gate.set()
+    closer.join(10)
+    assert hold.result(10) == "answer to hold"
+    # "late" was either answered before the stop signal or failed by the shutdown
+    assert waiting.done()
