@@ -14,6 +14,10 @@ import sys
 # module path → the sub-commands it registers (documentation only; the module decides)
 COMMANDS: dict[str, str] = {
     "groundinggpt.cli_info": "info",
+    "groundinggpt.eval.cli": "eval",
+    "groundinggpt.train.cli": "train",
+    "groundinggpt.serve.cli": "chat, serve, web",
+    "groundinggpt.data.synthetic.cli": "synthetic",
 }
 
 
