@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# Before anything imports torch: OpenMP threads that busy-wait between parallel regions
+# made CPU training steps 2-30x slower and erratic on a shared 2-core machine
+# (bench/train_throughput.py); sleeping waiters cost nothing measurable when idle.
+# An explicit OMP_WAIT_POLICY in the environment wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # module path → the sub-commands it registers (documentation only; the module decides)
 COMMANDS: dict[str, str] = {
