@@ -330,3 +330,14 @@ def test_bad_arguments(clip20, tmp_path):
         write_video(tmp_path / "t.mp4", grey_frames(2), timestamps=[0.5, 0.5])
     with pytest.raises(ValueError):
         write_video(tmp_path / "none.mp4", [])
+
+
+def test_shared_reformatter_gives_the_same_pixels_as_to_image(clip20):
+    """The clip-wide swscale context (the fast path) converts exactly as PyAV's per-frame to_image()."""
+    from av.video.reformatter import VideoReformatter
+
+    reformatter = VideoReformatter()
+    with av.open(str(clip20)) as container:
+        for frame in container.decode(video=0):
+            fast = video_module._to_display_image(frame, reformatter)
+            assert np.array_equal(np.asarray(fast), np.asarray(frame.to_image()))
