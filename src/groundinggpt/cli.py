@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "groundinggpt.train.cli": "train",
     "groundinggpt.serve.cli": "chat, serve, web",
     "groundinggpt.data.synthetic.cli": "synthetic",
+    "groundinggpt.quickstart": "quickstart",
 }
 
 

@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Pretrain the miniature "CLIP", "ImageBind audio" and "Vicuna" the quickstart starts from.
+
+Reproduces the committed checkpoints in ``src/groundinggpt/assets/miniature`` (float16
+safetensors + ``parts.json`` with the settings and the pretraining report)::
+
+    python scripts/pretrain_miniature.py                      # all three parts, ~35 min on 2 CPU cores
+    python scripts/pretrain_miniature.py --parts llm --out /tmp/parts   # one part (others copied from --out)
+    python scripts/pretrain_miniature.py --quick --out /tmp/parts      # a smoke run (seconds)
+
+Data: only the synthetic world's captions and plain text, from seeds disjoint from any
+quickstart world (see ``groundinggpt.miniature.corpus``): no coordinates, no timestamps,
+no grounding answers. The same seed and settings give the same weights on the same
+machine and library versions (CPU float32; the LLM trains under bfloat16 autocast).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    from groundinggpt.miniature import ASSETS, miniature_config, miniature_processor, save_parts
+    from groundinggpt.miniature.parts import PART_FILES, build_miniature
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(ASSETS), help="parts folder to write (default: the committed assets)")
+    p.add_argument("--parts", default="vision,audio,llm", help="which parts to train; the others are loaded from --out")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true", help="tiny corpora and a few steps (tests, smoke runs)")
+    p.add_argument("--vision-images", type=int, default=20000)
+    p.add_argument("--vision-steps", type=int, default=1500)
+    p.add_argument("--audio-clips", type=int, default=3000)
+    p.add_argument("--audio-steps", type=int, default=600)
+    p.add_argument("--llm-chats", type=int, default=40000)
+    p.add_argument("--llm-steps", type=int, default=2500)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.vision_images, args.vision_steps = 64, 2
+        args.audio_clips, args.audio_steps = 16, 2
+        args.llm_chats, args.llm_steps = 64, 2
+    torch.set_num_threads(args.threads)
+    wanted = [w.strip() for w in args.parts.split(",") if w.strip()]
+    unknown = sorted(set(wanted) - set(PART_FILES))
+    if unknown:
+        p.error(f"unknown parts {unknown}; expected some of {sorted(PART_FILES)}")
+    out = Path(args.out)
+
+    from groundinggpt.miniature.corpus import audio_clip_features, audio_corpus, chat_corpus, image_corpus
+    from groundinggpt.miniature.pretrain import encode_chats, pretrain_audio, pretrain_llm, pretrain_vision
+
+    config = miniature_config()
+    processor = miniature_processor(config)
+    tokenizer = processor.tokenizer
+    # Start from the existing parts (for the ones not retrained) or from random init.
+    existing = [k for k in PART_FILES if (out / PART_FILES[k]).is_file() and k not in wanted]
+    model, _ = build_miniature(out if existing else None, seed=args.seed, load=tuple(existing))
+    info_path = out / "parts.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info.update({
+        "format": "groundinggpt-miniature-parts", "version": 1,
+        "script": "scripts/pretrain_miniature.py", "seed": args.seed,
+        "config": {"vision": config.vision_config.to_dict(), "audio": dict(config.audio_config.encoder),
+                   "llm": config.text_config.to_dict(), "system_prompt": processor.config.system_prompt},
+        "environment": {"torch": torch.__version__, "python": platform.python_version(),
+                        "threads": args.threads},
+    })
+    info.setdefault("reports", {})
+    say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+
+    if "vision" in wanted:
+        say(f"[vision] corpus of {args.vision_images} images ...")
+        t = time.perf_counter()
+        corpus = image_corpus(args.vision_images, stream=0)
+        val = image_corpus(min(512, args.vision_images), stream=1)
+        say(f"[vision] CLIP-style pretraining, {args.vision_steps} steps")
+        report = pretrain_vision(model.vision_tower, tokenizer, corpus, steps=args.vision_steps, seed=args.seed,
+                                 validation=val, say=say)
+        report["total_seconds"] = time.perf_counter() - t
+        report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
+        info["reports"]["vision"] = report
+    if "audio" in wanted:
+        say(f"[audio] corpus of {args.audio_clips} clips ...")
+        t = time.perf_counter()
+        waves, captions = audio_corpus(args.audio_clips, stream=0)
+        features = audio_clip_features(waves, processor)
+        vwaves, vcaps = audio_corpus(min(300, args.audio_clips), stream=1)
+        vfeat = audio_clip_features(vwaves, processor)
+        say(f"[audio] ImageBind-style pretraining, {args.audio_steps} steps")
+        report = pretrain_audio(model.audio_encoder, tokenizer, features, captions, steps=args.audio_steps,
+                                seed=args.seed, validation=(vfeat, vcaps), say=say)
+        report["total_seconds"] = time.perf_counter() - t
+        report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
+        info["reports"]["audio"] = report
+    if "llm" in wanted:
+        say(f"[llm] corpus of {args.llm_chats} text-only chats ...")
+        t = time.perf_counter()
+        encoded = encode_chats(processor, chat_corpus(args.llm_chats, stream=0))
+        val = encode_chats(processor, chat_corpus(min(500, args.llm_chats), stream=1))
+        say(f"[llm] language-model pretraining, {args.llm_steps} steps")
+        report = pretrain_llm(model.language_model, encoded, pad_id=tokenizer.pad_token_id, steps=args.llm_steps,
+                              seed=args.seed, validation=val, say=say, bf16=True)
+        report["total_seconds"] = time.perf_counter() - t
+        report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
+        info["reports"]["llm"] = report
+    save_parts(out, vision=model.vision_tower, audio=model.audio_encoder, llm=model.language_model, info=info)
+    sizes = {k: (out / f).stat().st_size for k, f in PART_FILES.items()}
+    say(f"wrote {out}: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
