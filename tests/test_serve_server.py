@@ -34,6 +34,7 @@ def media_root(tmp_path_factory):
     make_image().save(outside)
     (root / "link.png").symlink_to(outside)  # a link inside the root to a file outside it
     (root / "sub").mkdir()
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")  # a corrupt file inside the root
     return root
 
 
@@ -186,6 +187,9 @@ def test_bad_requests_get_4xx_with_openai_error_bodies(client, server, media_roo
     bad(client, 400, "media_not_found", url_part("image", "missing.png"))
     bad(client, 400, "media_not_found", url_part("image", "sub"))
     bad(client, 400, "invalid_url", url_part("image", "scene\x00.png"))
+    # a corrupt file under the root: named relative to the root, the root itself never shown
+    e = bad(client, 400, "invalid_media", url_part("image", "broken.png"))
+    assert "<media_root>/broken.png" in e["message"] and str(media_root) not in e["message"]
     assert ask(client, url_part("image", "scene.png")).choices[0].message.grounding["image_size"] == [96, 64]
     bad(client, 400, "invalid_messages", [IMAGE_PART, IMAGE_PART, {"type": "text", "text": "two images?"}])
     # limits on media: pixels from the header, seconds from the container

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -60,6 +61,17 @@ async def _read_body(request: Any, max_bytes: int) -> bytes:
                            code="request_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _hide_root(message: str, root: Path | None) -> str:
+    """``message`` with the server's media-root folder shown as ``<media_root>``.
+
+    Decoders name the file they failed on by its absolute path; a client named the file
+    relative to the media root and has no business learning where that root lives.
+    """
+    if root is None:
+        return message
+    return message.replace(str(root) + os.sep, "<media_root>/").replace(str(root), "<media_root>")
 
 
 def create_app(engine: Any, limits: Limits | None = None, model_name: str = "groundinggpt") -> Any:
@@ -145,7 +157,7 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             try:
                 output = await asyncio.wrap_future(future)
             except GroundingGPTError as e:  # MediaError / InputError: the request's fault
-                raise APIError(400, str(e), code="invalid_media" if isinstance(e, MediaError)
+                raise APIError(400, _hide_root(str(e), resolver.root), code="invalid_media" if isinstance(e, MediaError)
                                else "invalid_messages") from None
             except Exception as e:  # noqa: BLE001 - the model's failure, not the request's
                 log.exception("%s inference failed", req_id)
