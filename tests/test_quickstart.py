@@ -54,6 +54,10 @@ def test_fast_quickstart_writes_report_model_and_examples(fast_run):
     gg = GroundingGPT.from_pretrained(out / "models" / "stage3")
     assert gg.processor.config.system_prompt  # the miniature's short system prompt travels with the model
     assert "groundinggpt chat" in report["summary_text"]
+    # a metrics picture, and a chat command that names a real held-out image of this run
+    assert (out / "metrics.png").stat().st_size > 0 and "![metrics](metrics.png)" in text
+    image = report["how_to"][0].split("--image ")[1].split()[0]
+    assert Path(image).is_file() and image.endswith(".png")
 
 
 def test_stages_follow_the_paper_freeze_plan(fast_run):

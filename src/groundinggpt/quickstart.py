@@ -441,15 +441,59 @@ def _metric(entry: dict[str, Any] | None, key: str) -> float | None:
     return round(float(value), 2) if value is not None else None
 
 
-def _how_to(model: str) -> list[str]:
+def _example_question(out: Path) -> tuple[str, str]:
+    """A held-out REC image of this run and its expression (for a copy-pasteable chat command)."""
+    test = out / "world" / TESTS["rec"][0]
+    try:
+        with test.open(encoding="utf-8") as f:
+            first = json.loads(f.readline())
+        image = next(p["image"] for p in first["messages"][0]["content"] if p.get("type") == "image")
+        return os.path.relpath(out / "world" / image), first["meta"]["expression"]
+    except (OSError, ValueError, StopIteration, KeyError, TypeError):
+        return "PICTURE.png", "the red circle"
+
+
+def _how_to(model: str, image: str = "PICTURE.png", expression: str = "the red circle") -> list[str]:
     return [
-        f"groundinggpt chat --model {model} --image {{IMAGE}}      # terminal chat; ask e.g. "
-        "'Output the coordinate of the red circle.'",
+        f"groundinggpt chat --model {model} --image {image}   # then ask: Output the coordinate of {expression}.",
         f"groundinggpt serve --model {model}                     # OpenAI-compatible HTTP API on :8000",
         f"groundinggpt web --model {model}                       # Gradio page with drawn boxes and spans",
         f"python -c \"from groundinggpt import GroundingGPT; gg = GroundingGPT.from_pretrained('{model}'); "
-        "print(gg.ground('IMAGE.png', 'the red circle').boxes)\"",
+        f"print(gg.ground('{image}', '{expression}').boxes)\"",
     ]
+
+
+def plot_metrics(report: dict[str, Any], path: Path) -> Path:
+    """Bar chart: per task, the model beside its blind baselines, with the target as a tick."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    names = {"rec": "REC\nAcc@0.5", "temporal": "temporal grounding\nR@1, IoU 0.5",
+             "sound": "sound localisation\nAcc@0.5"}
+    series = [("model", "value", "#e8590c"), ("same model, no media", "without_media", "#868e96"),
+              ("best constant answer", "constant_baseline", "#ced4da")]
+    tasks = list(report["metrics"])
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=110)
+    width = 0.26
+    for i, (label, key, colour) in enumerate(series):
+        values = [report["metrics"][t].get(key) or 0.0 for t in tasks]
+        bars = ax.bar([x + (i - 1) * width for x in range(len(tasks))], values, width, label=label, color=colour)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    for x, t in enumerate(tasks):
+        target = report["metrics"][t]["target"]
+        ax.hlines(target, x - 1.5 * width, x + 1.5 * width, colors="#2b8a3e", linestyles="--", linewidth=1.2,
+                  label="target" if x == 0 else None)
+    ax.set_xticks(range(len(tasks)), [names.get(t, t) for t in tasks], fontsize=8)
+    ax.set_ylabel("% of held-out questions")
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    ax.set_title("Held-out grounding accuracy vs blind baselines", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 def write_report(out: Path, state: dict[str, Any], *, ablation: str | None = None,
@@ -520,7 +564,8 @@ def write_report(out: Path, state: dict[str, Any], *, ablation: str | None = Non
     model_rel = os.path.relpath(out / "models" / "stage3")
     if model_rel.startswith(".."):
         model_rel = str((out / "models" / "stage3").resolve())
-    report["how_to"] = _how_to(model_rel)
+    report["how_to"] = _how_to(model_rel, *_example_question(out))
+    report["metrics_plot"] = plot_metrics(report, out / "metrics.png").name
     lines = _report_markdown(report)
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     summary = _summary_text(report)
@@ -539,7 +584,7 @@ def _report_markdown(r: dict[str, Any]) -> list[str]:
     lines = ["# GroundingGPT quickstart report", "",
              f"Final model: `{r['model']}` · total {r['total_seconds'] / 60:.1f} min of phases "
              f"on {r['machine']['cpu_count']} CPU cores ({r['machine']['torch_threads']} torch threads)", "",
-             "## Held-out grounding accuracy and blind baselines", "",
+             "## Held-out grounding accuracy and blind baselines", "", "![metrics](metrics.png)", "",
              "| task | model | target | same model, no media | best constant answer | text-only constant | n |",
              "|---|---|---|---|---|---|---|"]
     for name, m in r["metrics"].items():
