@@ -4,7 +4,7 @@
 Reproduces the committed checkpoints in ``src/groundinggpt/assets/miniature`` (float16
 safetensors + ``parts.json`` with the settings and the pretraining report)::
 
-    python scripts/pretrain_miniature.py                      # all three parts, ~35 min on 2 CPU cores
+    python scripts/pretrain_miniature.py                      # all three parts, ~50 min on 2 CPU cores (vision 12, audio 2.4, LLM 36)
     python scripts/pretrain_miniature.py --parts llm --out /tmp/parts   # one part (others copied from --out)
     python scripts/pretrain_miniature.py --quick --out /tmp/parts      # a smoke run (seconds)
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-clips", type=int, default=3000)
     p.add_argument("--audio-steps", type=int, default=600)
     p.add_argument("--llm-chats", type=int, default=40000)
-    p.add_argument("--llm-steps", type=int, default=2500)
+    p.add_argument("--llm-steps", type=int, default=2000)
     args = p.parse_args(argv)
     if args.quick:
         args.vision_images, args.vision_steps = 64, 2
