@@ -441,6 +441,12 @@ def _metric(entry: dict[str, Any] | None, key: str) -> float | None:
     return round(float(value), 2) if value is not None else None
 
 
+def _display_path(path: Path) -> str:
+    """``path`` relative to the working folder when it lies below it, else absolute."""
+    rel = os.path.relpath(path)
+    return str(path.resolve()) if rel.startswith("..") else rel
+
+
 def _example_question(out: Path) -> tuple[str, str]:
     """A held-out REC image of this run and its expression (for a copy-pasteable chat command)."""
     test = out / "world" / TESTS["rec"][0]
@@ -448,7 +454,7 @@ def _example_question(out: Path) -> tuple[str, str]:
         with test.open(encoding="utf-8") as f:
             first = json.loads(f.readline())
         image = next(p["image"] for p in first["messages"][0]["content"] if p.get("type") == "image")
-        return os.path.relpath(out / "world" / image), first["meta"]["expression"]
+        return _display_path(out / "world" / image), first["meta"]["expression"]
     except (OSError, ValueError, StopIteration, KeyError, TypeError):
         return "PICTURE.png", "the red circle"
 
@@ -561,9 +567,7 @@ def write_report(out: Path, state: dict[str, Any], *, ablation: str | None = Non
             "rec_stage1_coarse_plus_fine": _metric(fine.get("with_media"), TESTS["rec"][1]),
             "stage1_coarse_plus_fine": phases.get("ablation-stage1", {}).get("info"),
         }
-    model_rel = os.path.relpath(out / "models" / "stage3")
-    if model_rel.startswith(".."):
-        model_rel = str((out / "models" / "stage3").resolve())
+    model_rel = _display_path(out / "models" / "stage3")
     report["how_to"] = _how_to(model_rel, *_example_question(out))
     report["metrics_plot"] = plot_metrics(report, out / "metrics.png").name
     lines = _report_markdown(report)
