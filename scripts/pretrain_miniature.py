@@ -26,6 +26,13 @@ from pathlib import Path
 import torch
 
 
+def _finished(report: dict, started: float) -> dict:
+    """A part's pretraining report with its total time (corpus included) and its log thinned to ~50 rows."""
+    report["total_seconds"] = time.perf_counter() - started
+    report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     from groundinggpt.miniature import ASSETS, miniature_config, miniature_processor, save_parts
     from groundinggpt.miniature.parts import PART_FILES, build_miniature
@@ -84,9 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[vision] CLIP-style pretraining, {args.vision_steps} steps")
         report = pretrain_vision(model.vision_tower, tokenizer, corpus, steps=args.vision_steps, seed=args.seed,
                                  validation=val, say=say)
-        report["total_seconds"] = time.perf_counter() - t
-        report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
-        info["reports"]["vision"] = report
+        info["reports"]["vision"] = _finished(report, t)
     if "audio" in wanted:
         say(f"[audio] corpus of {args.audio_clips} clips ...")
         t = time.perf_counter()
@@ -97,9 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[audio] ImageBind-style pretraining, {args.audio_steps} steps")
         report = pretrain_audio(model.audio_encoder, tokenizer, features, captions, steps=args.audio_steps,
                                 seed=args.seed, validation=(vfeat, vcaps), say=say)
-        report["total_seconds"] = time.perf_counter() - t
-        report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
-        info["reports"]["audio"] = report
+        info["reports"]["audio"] = _finished(report, t)
     if "llm" in wanted:
         say(f"[llm] corpus of {args.llm_chats} text-only chats ...")
         t = time.perf_counter()
@@ -108,9 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[llm] language-model pretraining, {args.llm_steps} steps")
         report = pretrain_llm(model.language_model, encoded, pad_id=tokenizer.pad_token_id, steps=args.llm_steps,
                               seed=args.seed, validation=val, say=say, bf16=True)
-        report["total_seconds"] = time.perf_counter() - t
-        report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
-        info["reports"]["llm"] = report
+        info["reports"]["llm"] = _finished(report, t)
     save_parts(out, vision=model.vision_tower, audio=model.audio_encoder, llm=model.language_model, info=info)
     sizes = {k: (out / f).stat().st_size for k, f in PART_FILES.items()}
     say(f"wrote {out}: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))

@@ -43,6 +43,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .data.synthetic.generate import TEST_FILES
+
 __all__ = ["QuickstartError", "Plan", "default_plan", "fast_plan", "run_quickstart", "register", "main"]
 
 STATE_FILE = "quickstart.json"
@@ -67,11 +69,11 @@ FAST_WORLD: dict[str, dict[str, int]] = {
 }
 
 #: The evaluated test sets: name → (world file, metric reported, world baseline key).
-TESTS = {
-    "rec": ("test_rec.jsonl", "rec Acc@0.5", "rec"),
-    "temporal": ("test_temporal.jsonl", "temporal_grounding R1@0.5", "temporal_grounding"),
-    "sound": ("test_sound.jsonl", "sound_localization Acc@0.5", "sound_localization"),
-}
+TESTS = {name: (TEST_FILES[family], metric, family) for name, metric, family in (
+    ("rec", "rec Acc@0.5", "rec"),
+    ("temporal", "temporal_grounding R1@0.5", "temporal_grounding"),
+    ("sound", "sound_localization Acc@0.5", "sound_localization"),
+)}
 #: The issue's targets (percent).
 TARGETS = {"rec": 80.0, "temporal": 60.0, "sound": 80.0}
 

@@ -588,17 +588,14 @@ def _build_clip(picks: list[_Decoded], info: _StreamInfo, decoded: int) -> Video
     )
 
 
-def _to_display_image(frame: Any, reformatter: VideoReformatter | None = None) -> Image.Image:
+def _to_display_image(frame: Any, reformatter: VideoReformatter) -> Image.Image:
     """RGB PIL image of a decoded frame, rotated as players would show it.
 
     Phones store portrait video as landscape plus a display matrix; ignoring it
     would give the model (and box coordinates) a sideways picture. ``rotation`` is
     counter-clockwise degrees, as is ``PIL.Image.rotate``.
     """
-    if reformatter is None:
-        image = frame.to_image()
-    else:
-        image = Image.fromarray(reformatter.reformat(frame, format="rgb24").to_ndarray())
+    image = Image.fromarray(reformatter.reformat(frame, format="rgb24").to_ndarray())
     rotation = round((getattr(frame, "rotation", 0) or 0) / 90) * 90 % 360
     if rotation == 90:
         image = image.transpose(Image.Transpose.ROTATE_90)

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..data.dataset import DataCollator
 from .corpus import NUM_COLOUR_CLASSES, NUM_SHAPE_CLASSES, NUM_SIZE_CLASSES, ImageCorpus, normalise_pixels
 
 __all__ = ["TextEncoder", "pretrain_vision", "pretrain_audio", "pretrain_llm", "cosine_lr"]
@@ -349,20 +350,22 @@ def pretrain_llm(
     model.train()
     warmup = max(1, steps // 30)
 
+    # The training collator (dynamic padding, labels padded with -100); items become tensors once.
+    collator = DataCollator(pad_token_id=pad_id)
+
+    def as_items(pairs):
+        return [{"input_ids": torch.tensor(i), "labels": torch.tensor(lab), "attention_mask": torch.ones(len(i), dtype=torch.long)}
+                for i, lab in pairs]
+
+    train_items = as_items(encoded)
+
     def collate(items):
-        n = max(len(i) for i, _ in items)
-        ids = torch.full((len(items), n), pad_id)
-        labels = torch.full((len(items), n), -100)
-        att = torch.zeros((len(items), n), dtype=torch.long)
-        for r, (i, lab) in enumerate(items):
-            ids[r, : len(i)] = torch.tensor(i)
-            labels[r, : len(lab)] = torch.tensor(lab)
-            att[r, : len(i)] = 1
-        return ids, labels, att
+        batch = collator(items)
+        return batch["input_ids"], batch["labels"], batch["attention_mask"]
 
     for step in range(steps):
         idx = torch.randint(0, len(encoded), (batch_size,), generator=gen).tolist()
-        ids, labels, att = collate([encoded[i] for i in idx])
+        ids, labels, att = collate([train_items[i] for i in idx])
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, warmup)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -376,10 +379,11 @@ def pretrain_llm(
     result: dict[str, Any] = {"steps": steps, "batch_size": batch_size, "lr": lr, "seconds": time.perf_counter() - t0,
                               "chats": len(encoded), "final": log[-1] if log else {}}
     if validation:
+        val_items = as_items(validation)
         with torch.no_grad():
             losses = []
             for k in range(0, len(validation), 64):
-                ids, labels, att = collate(validation[k : k + 64])
+                ids, labels, att = collate(val_items[k : k + 64])
                 losses.append(model(input_ids=ids, attention_mask=att, labels=labels).loss.item())
         result["validation"] = {"loss": round(sum(losses) / len(losses), 4)}
         if say:
