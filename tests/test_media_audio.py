@@ -47,10 +47,12 @@ def noisy_tone(seconds: float = 1.0, rate: int = 16000, seed: int = 0) -> np.nda
     return (np.round(x * 32767) / 32768).astype(np.float32)
 
 
-def encode_with_pyav(samples: np.ndarray, rate: int, container_format: str, codec: str) -> bytes:
-    """Encodes mono float samples with PyAV/FFmpeg into an in-memory file."""
+def encode_with_pyav(samples: np.ndarray, rate: int, container_format: str, codec: str, title: str | None = None) -> bytes:
+    """Encodes mono float samples with PyAV/FFmpeg into an in-memory file (with a title tag if given)."""
     buf = io.BytesIO()
     with av.open(buf, "w", format=container_format) as container:
+        if title is not None:
+            container.metadata["title"] = title
         stream = container.add_stream(codec, rate=rate, layout="mono")
         frame = av.AudioFrame.from_ndarray(samples[None].astype(np.float32), format="fltp", layout="mono")
         frame.sample_rate = rate
@@ -435,3 +437,17 @@ def test_short_audio_is_fine():
     tiny = preprocess_audio((np.full(100, 0.1, dtype=np.float32), TARGET_SAMPLE_RATE))
     feats = tiny.input_features
     torch.testing.assert_close(feats, torch.full_like(feats, PAD_VALUE), rtol=0, atol=1e-6)
+
+
+def test_file_with_latin1_metadata_loads(tmp_path):
+    """A title tag that is not UTF-8 (common in old files) must not stop the decoding:
+    PyAV < 19 decodes tags strictly unless the loader asks it not to."""
+    x = tone(440, 1.0, 16000)
+    (tmp_path / "a.m4a").write_bytes(encode_with_pyav(x, 16000, "ipod", "aac", title="QQTITLEQQ"))
+    path = tmp_path / "latin1.m4a"
+    path.write_bytes((tmp_path / "a.m4a").read_bytes().replace(b"QQTITLEQQ", b"QQTITL\xe9QQ"))
+    if int(av.__version__.split(".")[0]) < 19:  # the file really is one that strict decoding refuses
+        with pytest.raises(UnicodeDecodeError):
+            av.open(str(path), mode="r").close()
+    audio = load_audio(path)
+    assert peak_frequency(audio.waveform.numpy(), 16000) == pytest.approx(440, abs=2)

@@ -341,3 +341,38 @@ def test_shared_reformatter_gives_the_same_pixels_as_to_image(clip20):
         for frame in container.decode(video=0):
             fast = video_module._to_display_image(frame, reformatter)
             assert np.array_equal(np.asarray(fast), np.asarray(frame.to_image()))
+
+
+def _pyav19_open(real_open):
+    """``av.open`` as PyAV 19 has it: no ``metadata_errors`` argument."""
+    def open_(file, mode=None, **kw):
+        if "metadata_errors" in kw:
+            raise TypeError("open() got an unexpected keyword argument 'metadata_errors'")
+        return real_open(file, mode=mode, **kw)
+    return open_
+
+
+@pytest.mark.parametrize("version", ["19.0.2", "20.1.0"])
+def test_reads_with_pyav_19_open_signature(clip20, monkeypatch, version):
+    """PyAV 19 removed ``metadata_errors`` (it always decodes metadata leniently): the
+    loaders must not pass it there (a TypeError), and must still pass it to older PyAV."""
+    expected = load_video(clip20, num_frames=4)
+    monkeypatch.setattr(av, "__version__", version)
+    monkeypatch.setattr(av, "open", _pyav19_open(av.open))
+    clip = load_video(clip20, num_frames=4)
+    assert clip.timestamps == expected.timestamps
+    assert [frame_index(f) for f in clip.frames] == [frame_index(f) for f in expected.frames]
+
+
+def test_older_pyav_gets_lenient_metadata_argument(clip20, monkeypatch):
+    seen = {}
+    real = av.open
+
+    def recording_open(file, mode=None, **kw):
+        seen.update(kw)  # forwarded without it: the installed PyAV may be 19 or newer
+        return real(file, mode=mode, **{k: v for k, v in kw.items() if k != "metadata_errors"})
+
+    monkeypatch.setattr(av, "__version__", "18.1.0")
+    monkeypatch.setattr(av, "open", recording_open)
+    load_video(clip20, num_frames=2)
+    assert seen == {"metadata_errors": "ignore"}

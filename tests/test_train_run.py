@@ -241,3 +241,21 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     # The loss curve covers every step exactly once, across the kill.
     steps_logged = [int(r.split(",")[0]) for r in (out / "loss.csv").read_text().splitlines()[1:]]
     assert steps_logged == list(range(1, steps + 1))
+
+
+def test_checkpointing_arguments_follow_the_installed_transformers():
+    """``activation_checkpointing`` where TrainingArguments has it; the older name (and the
+    non-reentrant kind) on transformers releases that predate it, e.g. 5.17."""
+    from transformers import TrainingArguments
+
+    from groundinggpt.train.run import _argument_names, checkpointing_arguments
+
+    new = checkpointing_arguments(True, {"activation_checkpointing", "gradient_checkpointing"})
+    assert new == {"activation_checkpointing": True}
+    old = checkpointing_arguments(True, {"gradient_checkpointing", "gradient_checkpointing_kwargs"})
+    assert old == {"gradient_checkpointing": True, "gradient_checkpointing_kwargs": {"use_reentrant": False}}
+    assert checkpointing_arguments(False, {"gradient_checkpointing"})["gradient_checkpointing"] is False
+    # What the installed release gets is accepted and turns checkpointing on.
+    names = _argument_names(TrainingArguments)
+    args = TrainingArguments(output_dir="unused", report_to=[], use_cpu=True, **checkpointing_arguments(True, names))
+    assert getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing

@@ -168,9 +168,9 @@ def probe_medium(kind: str, path: str | os.PathLike, max_image_pixels: int | Non
                     return f"{path}: image has {w * h} pixels, more than max_image_pixels={max_image_pixels}"
                 im.verify()
         elif kind == "video":
-            import av
+            from ..media.containers import open_input
 
-            with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            with open_input(str(path)) as container:
                 if not container.streams.video:
                     return f"{path}: expected a video stream, found none"
                 if next(container.decode(video=0), None) is None:
@@ -183,9 +183,9 @@ def probe_medium(kind: str, path: str | os.PathLike, max_image_pixels: int | Non
                 if info.frames == 0:
                     return f"{path}: contains no audio samples"
             except RuntimeError:  # not a libsndfile format: an m4a, or a video's audio track
-                import av
+                from ..media.containers import open_input
 
-                with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+                with open_input(str(path)) as container:
                     if not container.streams.audio:
                         return f"{path}: expected an audio stream, found none"
         else:

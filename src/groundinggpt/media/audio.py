@@ -249,8 +249,10 @@ def _decode_with_pyav(file: Any, name: str) -> tuple[np.ndarray, int]:
     """Decodes the first audio stream with FFmpeg; returns ``([channels, T] float32, rate)``."""
     import av
 
+    from groundinggpt.media.containers import open_input
+
     try:
-        container = av.open(file, mode="r")
+        container = open_input(file)
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise MediaError(f"{name}: could not be decoded as audio ({exc}); expected {_EXPECTED}") from None
     with container:

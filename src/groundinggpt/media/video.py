@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 from groundinggpt.errors import MediaError
+from groundinggpt.media.containers import open_input
 from groundinggpt.media.image import (
     CLIP_MEAN,
     CLIP_STD,
@@ -356,7 +357,7 @@ def _open_container(source: VideoSource, name: str) -> av.container.InputContain
     else:
         raise MediaError(f"{name}: unsupported video source type; expected a path or bytes")
     try:
-        return av.open(target, mode="r", metadata_errors="ignore")
+        return open_input(target)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(f"{name}: not a readable video file (corrupt or unknown format: {exc})") from exc
 

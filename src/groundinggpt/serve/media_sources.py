@@ -142,8 +142,10 @@ def probe_seconds(source: bytes | str) -> float | None:
     """Duration of an audio/video file from its container header; ``None`` if unknown."""
     import av
 
+    from ..media.containers import open_input
+
     try:
-        with av.open(_open_target(source), mode="r", metadata_errors="ignore") as c:
+        with open_input(_open_target(source)) as c:
             if c.duration:
                 return c.duration / av.time_base
             times = [float(s.duration * s.time_base) for s in c.streams if s.duration and s.time_base]

@@ -75,6 +75,30 @@ def _say(args: Any, message: str) -> None:
 # ---- configuration → TrainingArguments ------------------------------------------------------
 
 
+def _argument_names(arguments_class: type) -> set[str]:
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(arguments_class)}
+
+
+def checkpointing_arguments(enabled: bool, names: set[str]) -> dict[str, Any]:
+    """``TrainingArguments`` keywords for activation checkpointing, by transformers release.
+
+    Newer transformers 5 releases call it ``activation_checkpointing`` (with
+    ``gradient_checkpointing`` a deprecated alias); earlier ones (5.17 on the GPU image
+    we tried) only know ``gradient_checkpointing``, whose default there is the reentrant
+    kind, which gives no gradient when the LLM's inputs need none: ask for the other.
+
+    >>> checkpointing_arguments(True, {"activation_checkpointing", "gradient_checkpointing"})
+    {'activation_checkpointing': True}
+    >>> checkpointing_arguments(True, {"gradient_checkpointing"})
+    {'gradient_checkpointing': True, 'gradient_checkpointing_kwargs': {'use_reentrant': False}}
+    """
+    if "activation_checkpointing" in names:
+        return {"activation_checkpointing": enabled}
+    return {"gradient_checkpointing": enabled, "gradient_checkpointing_kwargs": {"use_reentrant": False} if enabled else None}
+
+
 def make_training_arguments(config: TrainConfig):
     """``TrainingArguments`` from the recipe's ``training`` section plus what this runner needs.
 
@@ -85,7 +109,8 @@ def make_training_arguments(config: TrainConfig):
       in ``forward``'s signature and would silently drop anything passed through ``**kwargs``;
     - ``label_names=["labels"]``;
     - ``activation_checkpointing`` from ``groundinggpt.gradient_checkpointing`` (the
-      non-reentrant kind, which also works when the LLM's inputs need no gradient).
+      non-reentrant kind, which also works when the LLM's inputs need no gradient; see
+      :func:`checkpointing_arguments` for transformers releases that predate the name).
 
     Defaults (a recipe may change them):
 
@@ -114,7 +139,7 @@ def make_training_arguments(config: TrainConfig):
         output_dir=str(config.output),
         remove_unused_columns=False,
         label_names=["labels"],
-        activation_checkpointing=bool(config.gradient_checkpointing),
+        **checkpointing_arguments(bool(config.gradient_checkpointing), _argument_names(TrainingArguments)),
     )
     if kw.get("deepspeed") and config.lora and _zero_stage(kw["deepspeed"]) == 3:
         raise RecipeError("--lora with ZeRO-3 is not supported (the merge needs whole weights); use ZeRO-2")
