@@ -311,3 +311,82 @@ def test_prompt_token_estimate_and_default_max_tokens(media_root):
     margin = 8 + 4 * len(req.messages)  # what check_context adds
     assert n <= real <= n + margin
     assert req.settings.max_new_tokens == 1024 - n - margin  # the default shrinks to what the context leaves
+
+
+def sse_events(text: str) -> list:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def test_streamed_box_arrives_whole_and_in_the_original_frame(scripted_app):
+    body = {"model": "m", "messages": [{"role": "user", "content": [IMAGE_PART, {"type": "text", "text": "?"}]}]}
+    plain = scripted_app.post("/v1/chat/completions", json=body).json()["choices"][0]["message"]
+    r = scripted_app.post("/v1/chat/completions", json={**body, "stream": True})
+    pieces = [e["choices"][0]["delta"].get("content") for e in sse_events(r.text)]
+    pieces = [p for p in pieces if p]
+    assert "".join(pieces) == plain["content"]
+    assert len(pieces) >= 4  # "The", "red", "square", the box, ...: sent as generated
+    (box_piece,) = [p for p in pieces if "[" in p]
+    assert box_piece.count("[") == 1 and box_piece.endswith("]")
+    assert box_piece in plain["content"]  # the converted box, not the model's square-frame one
+
+
+def test_stream_sends_text_before_generation_ends(media_root):
+    """The first words reach the client while the engine is still generating."""
+    import threading
+
+    from groundinggpt.processor import GroundedOutput
+
+    client_saw_text = threading.Event()
+
+    class SlowEngine:
+        processor = chatty_tiny().processor  # parse_request counts the prompt's tokens with it
+
+        def generate(self, conversations, settings=None, on_text=None):
+            on_text(0, "")
+            on_text(0, "Hello")
+            assert client_saw_text.wait(20), "the client got nothing while the answer was being generated"
+            on_text(0, " world")
+            out = GroundedOutput(text="Hello world.", entities=[])
+            out.finish_reason = "stop"
+            return [out]
+
+    app = create_app(SlowEngine(), Limits(media_root=str(media_root), **LIMITS), model_name="slow")
+    with UvicornThread(app) as srv:
+        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        contents = []
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, timeout=30) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: {"):
+                    delta = json.loads(line[6:])["choices"][0]["delta"]
+                    if delta.get("content"):
+                        contents.append(delta["content"])
+                        client_saw_text.set()
+    assert contents == ["Hello", " world", "."]
+
+
+def test_stream_errors_before_and_after_the_answer_starts(media_root):
+    from groundinggpt.errors import MediaError
+
+    class FailingEngine:
+        processor = chatty_tiny().processor
+
+        def generate(self, conversations, settings=None, on_text=None):
+            if "bad media" in json.dumps(conversations[0][-1]["content"]):
+                raise MediaError("clip.mp4: not a readable video file")
+            on_text(0, "")
+            on_text(0, "Partial")
+            raise RuntimeError("GPU fell off")
+
+    from fastapi.testclient import TestClient
+
+    with TestClient(create_app(FailingEngine(), Limits(media_root=str(media_root)))) as tc:
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "bad media"}]}
+        r = tc.post("/v1/chat/completions", json=body)
+        assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_media"  # a real 4xx, not a stream
+        body["messages"][0]["content"] = "fine"
+        r = tc.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        events = sse_events(r.text)
+        assert events[1]["choices"][0]["delta"]["content"] == "Partial"
+        assert events[-1]["error"]["code"] == "inference_error" and "GPU fell off" in events[-1]["error"]["message"]
+        assert r.text.rstrip().endswith("data: [DONE]")

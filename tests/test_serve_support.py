@@ -73,10 +73,14 @@ class ScriptedGroundingGPT(GroundingGPT):
     is tested end to end: an image gets the red box, a video a span, text an echo.
     """
 
-    def generate(self, conversations, settings=None, **overrides):
+    def generate(self, conversations, settings=None, on_text=None, **overrides):
+        """Streams too (``on_text``): the scripted text token by token through the real
+        :class:`~groundinggpt.streaming.AnswerStream`, as a generating model would."""
+        from groundinggpt.streaming import AnswerStream
+
         batch = self.processor(conversations, add_generation_prompt=True)
         outs = []
-        for conv, infos in zip(conversations, batch["media_info"], strict=True):
+        for row, (conv, infos) in enumerate(zip(conversations, batch["media_info"], strict=True)):
             kinds = {m.kind for m in infos}
             if "image" in kinds:
                 text = f"The red square{RED_BOX_SQUARE} is on the left."
@@ -86,7 +90,16 @@ class ScriptedGroundingGPT(GroundingGPT):
                 last = conv[-1]["content"]
                 last = last if isinstance(last, str) else " ".join(p.get("text", "") for p in last)
                 text = f"You said: {last}"
-            outs.append(self.processor.post_process(text, infos))
+            if on_text is not None:
+                on_text(row, "")
+                stream = AnswerStream(self.processor, infos)
+                for token in self.processor.tokenizer(text, add_special_tokens=False)["input_ids"]:
+                    piece = stream.push(token)
+                    if piece:
+                        on_text(row, piece)
+            out = self.processor.post_process(text, infos)
+            out.finish_reason = "stop"
+            outs.append(out)
         return outs
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from groundinggpt.serve.draw import PALETTE
-from groundinggpt.serve.web import RESTART_NOTE, respond
+from groundinggpt.serve.web import RESTART_NOTE, respond, respond_stream
 from test_serve_support import RED_BOX_PX, chatty_tiny, free_port, scripted_tiny
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -53,6 +53,26 @@ def test_respond_without_media_and_with_each_medium(scripted, image_path, video_
     assert hist[-1]["content"].startswith("Error:")
     # the empty question does nothing
     assert respond(scripted, settings, "  ", None, None, None, state)[0] == state["history"]
+
+
+def test_respond_stream_grows_the_answer_then_ends_like_respond(scripted, image_path):
+    settings = {"max_new_tokens": 4}
+    steps = list(respond_stream(scripted, settings, "where?", str(image_path), None, None, None))
+    final = respond(scripted, settings, "where?", str(image_path), None, None, None)
+    partial = [step[0][-1]["content"] for step in steps[:-1]]
+    answer = final[0][-1]["content"]
+    assert len(partial) >= 3 and all(answer.startswith(t) for t in partial)
+    assert partial == sorted(partial, key=len) and len(set(partial)) == len(partial)  # it grows
+    assert not any("[" in t and "]" not in t for t in partial)  # never half a box
+    assert all(step[1] is None for step in steps[:-1])  # the drawings come with the final answer
+    last = steps[-1]
+    assert last[0] == final[0] and last[3] == final[3] and last[4] == final[4] and last[5] == ""
+    assert last[1].size == final[1].size
+    bad = image_path.with_name("bad-stream.png")
+    bad.write_bytes(b"nope")
+    (only,) = list(respond_stream(scripted, settings, "what?", str(bad), None, None, None))
+    assert only[0][-1]["content"].startswith("Error:") and only[5] == "what?"
+    assert list(respond_stream(scripted, settings, " ", None, None, None, None))[0][0] == []
 
 
 def test_respond_with_the_real_tiny_model(image_path, audio_path):

@@ -43,6 +43,15 @@ def msg(text):
     return [{"role": "user", "content": text}]
 
 
+def busy(worker, engine, settings, text="hold"):
+    """Submit ``text`` and wait until the worker is blocked on it (its gate closed), so
+    what is submitted next queues up behind it."""
+    engine.gate.clear()
+    future = worker.submit(msg(text), settings)
+    wait_running(future)
+    return future
+
+
 def test_waiting_greedy_requests_share_a_call_sampled_ones_do_not():
     engine = FakeEngine()
     worker = InferenceWorker(engine, max_batch=3)
@@ -71,10 +80,8 @@ def test_a_failing_request_does_not_fail_its_batch():
     engine = FakeEngine()
     worker = InferenceWorker(engine, max_batch=8)
     try:
-        engine.gate.clear()
         s = GenerationSettings(max_new_tokens=4)
-        hold = worker.submit(msg("hold"), s)
-        wait_running(hold)
+        busy(worker, engine, s)
         ok1, bad, ok2 = (worker.submit(msg(t), s) for t in ("a", "boom", "b"))
         engine.gate.set()
         assert ok1.result(10) == "answer to a" and ok2.result(10) == "answer to b"
@@ -134,3 +141,73 @@ def test_close_fails_what_still_waits():
     assert hold.result(10) == "answer to hold"
     # "late" was either answered before the stop signal or failed by the shutdown
     assert waiting.done()
+
+
+class StreamingEngine(FakeEngine):
+    """Streams each answer word by word through ``on_text``; 'late-boom' fails after starting."""
+
+    def generate(self, conversations, settings=None, on_text=None):
+        self.gate.wait(10)
+        texts = [c[-1]["content"] for c in conversations]
+        self.calls.append(texts)
+        if "boom" in texts:
+            raise ValueError("boom")  # before generation: nothing streamed yet
+        answers = [f"answer to {t}" for t in texts]
+        if on_text is not None:
+            for row in range(len(texts)):
+                on_text(row, "")
+            for row, answer in enumerate(answers):
+                for word in answer.split(" "):
+                    on_text(row, word + " ")
+        if "late-boom" in texts:
+            raise ValueError("late boom")
+        return answers
+
+
+def test_streamed_pieces_reach_their_own_request():
+    engine = StreamingEngine()
+    worker = InferenceWorker(engine, max_batch=4)
+    try:
+        s = GenerationSettings(max_new_tokens=4)
+        busy(worker, engine, s)
+        got: dict[str, list[str]] = {"a": [], "b": []}
+        fa = worker.submit(msg("a"), s, on_text=got["a"].append)
+        fb = worker.submit(msg("b"), s, on_text=got["b"].append)
+        plain = worker.submit(msg("c"), s)  # shares the call without streaming
+        engine.gate.set()
+        assert [f.result(10) for f in (fa, fb, plain)] == ["answer to a", "answer to b", "answer to c"]
+        assert engine.calls[-1] == ["a", "b", "c"]  # one batch
+        assert got["a"] == ["", "answer ", "to ", "a "] and got["b"] == ["", "answer ", "to ", "b "]
+    finally:
+        worker.close()
+
+
+def test_a_failure_before_streaming_is_retried_alone_but_not_after():
+    engine = StreamingEngine()
+    worker = InferenceWorker(engine, max_batch=4)
+    try:
+        s = GenerationSettings(max_new_tokens=4)
+        busy(worker, engine, s)
+        pieces: list[str] = []
+        good = worker.submit(msg("good"), s, on_text=pieces.append)
+        bad = worker.submit(msg("boom"), s)
+        engine.gate.set()
+        assert good.result(10) == "answer to good"  # retried alone: nothing had been streamed
+        assert pieces == ["", "answer ", "to ", "good "]
+        with pytest.raises(ValueError, match="boom"):
+            bad.result(10)
+
+        busy(worker, engine, s)
+        streamed: list[str] = []
+        victim = worker.submit(msg("victim"), s, on_text=streamed.append)
+        late = worker.submit(msg("late-boom"), s)
+        calls_before = len(engine.calls)
+        engine.gate.set()
+        with pytest.raises(ValueError, match="late boom"):
+            victim.result(10)  # its text had gone out: a retry would send it twice
+        with pytest.raises(ValueError, match="late boom"):
+            late.result(10)
+        assert streamed == ["", "answer ", "to ", "victim "]
+        assert len(engine.calls) == calls_before + 2  # "hold", then the failed batch; no retries
+    finally:
+        worker.close()

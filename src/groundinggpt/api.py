@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ import torch
 from .models import GroundingGPTForCausalLM
 from .processor import GroundedOutput, GroundingGPTProcessor
 from .prompts import EVAL_PROMPTS
+from .streaming import AnswerStream, BatchAnswerStreamer, answer_text
 
 
 @dataclass
@@ -97,14 +99,20 @@ class GroundingGPT:
     # ---- generation -----------------------------------------------------------------------
     @torch.inference_mode()
     def generate(self, conversations: list[list[dict[str, Any]]], settings: GenerationSettings | None = None,
-                 streamer: Any = None, **overrides: Any) -> list[GroundedOutput]:
+                 streamer: Any = None, on_text: Callable[[int, str], None] | None = None,
+                 **overrides: Any) -> list[GroundedOutput]:
         """Answer a batch of conversations (left-padded, one ``generate`` call).
 
         Args:
             conversations: a list of conversations (each a list of HF chat messages).
             settings: decoding settings; keyword ``overrides`` replace single fields.
-            streamer: a transformers streamer (e.g. ``TextIteratorStreamer``) fed token by
-                token; batch size must then be 1.
+            streamer: a transformers streamer (e.g. ``TextIteratorStreamer``) fed the raw
+                tokens; batch size must then be 1.
+            on_text: ``on_text(row, piece)`` receives each answer as it is generated, in
+                the user's frame (boxes converted, released whole; see
+                :mod:`groundinggpt.streaming`): ``""`` once per row when generation starts,
+                then the new pieces. Joined, a row's pieces are a prefix of its final
+                ``text``; the rest comes with the returned outputs.
 
         Returns:
             One :class:`GroundedOutput` per conversation, with token usage and finish reason.
@@ -114,8 +122,13 @@ class GroundingGPT:
             settings = GenerationSettings(**{**settings.__dict__, **overrides})
         if streamer is not None and len(conversations) != 1:
             raise ValueError("a streamer needs exactly one conversation")
+        if streamer is not None and on_text is not None:
+            raise ValueError("pass a streamer or on_text, not both")
         batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
         media_info = batch.pop("media_info")
+        if on_text is not None:
+            streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
+                                           on_text)
         inputs = {k: v.to(self.device) for k, v in batch.items()}
         for key in ("pixel_values", "pixel_values_videos", "input_features"):
             if key in inputs:
@@ -138,12 +151,9 @@ class GroundingGPT:
             hit_eos = tok.eos_token_id in ids
             n = ids.index(tok.eos_token_id) + 1 if hit_eos else sum(1 for i in ids if i != tok.pad_token_id)
             raw = tok.decode(ids, skip_special_tokens=True)
-            text = self.processor.decode(row)
-            for stop in settings.stop:
-                if stop and stop in text:
-                    text = text[: text.index(stop)]
+            text = answer_text(self.processor, row, settings.stop)
             stopped = hit_eos or any(s in raw for s in stops) or n < settings.max_new_tokens
-            result = self.processor.post_process(text.strip(), info)
+            result = self.processor.post_process(text, info)
             result.prompt_tokens, result.completion_tokens = int(prompt_len), n
             result.finish_reason = "stop" if stopped else "length"
             results.append(result)

@@ -84,11 +84,14 @@ class ChatSession:
     Args:
         engine: a :class:`~groundinggpt.api.GroundingGPT` (anything with ``.generate``
             and ``.processor``).
+        stream: where to write answers while they are generated (``"gpt> "``, the pieces,
+            a newline); ``None`` returns them whole from :meth:`handle` instead.
         settings: keyword arguments for :class:`~groundinggpt.api.GenerationSettings`.
     """
 
-    def __init__(self, engine: Any, **settings: Any):
+    def __init__(self, engine: Any, stream: TextIO | None = None, **settings: Any):
         self.engine = engine
+        self.stream = stream
         self.settings = settings
         self.media: dict[str, str] = {}
         self.messages: list[dict[str, Any]] = []
@@ -120,7 +123,27 @@ class ChatSession:
     def ask(self, question: str) -> GroundedOutput:
         """Send one user turn and remember it with the answer."""
         turn = user_turn(self.media, question, first=not self.messages)
-        output = self.engine.generate([[*self.messages, turn]], **self.settings)[0]
+        if self.stream is None:
+            output = self.engine.generate([[*self.messages, turn]], **self.settings)[0]
+        else:
+            written: list[str] = []
+            output = None
+
+            def show(row: int, piece: str) -> None:
+                if not written:
+                    self.stream.write("gpt> ")
+                written.append(piece)
+                self.stream.write(piece)
+                self.stream.flush()
+
+            try:
+                output = self.engine.generate([[*self.messages, turn]], on_text=show, **self.settings)[0]
+            finally:
+                if written:  # what streamed before a failure stays on its own line
+                    sent = "".join(written)
+                    rest = output.text[len(sent):] if output is not None and output.text.startswith(sent) else ""
+                    self.stream.write(rest + "\n")
+                    self.stream.flush()
         # The answer goes back in the user's frame; the processor converts it again next turn.
         self.messages += [turn, {"role": "assistant", "content": output.text}]
         self.last_output = output
@@ -153,6 +176,8 @@ class ChatSession:
             return "", True
         if not line.startswith("/"):
             out = self.ask(line)
+            if self.stream is not None:  # the answer itself has been written already
+                return "\n".join(describe_entities(out)), True
             return "\n".join([f"gpt> {out.text}", *describe_entities(out)]), True
         try:
             cmd, *args = shlex.split(line)
@@ -227,8 +252,8 @@ def chat_loop(session: ChatSession, stdin: TextIO | None = None, stdout: TextIO 
 
 def run(args: argparse.Namespace) -> int:
     engine = load_engine(args.model)
-    session = ChatSession(engine, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                          top_p=args.top_p, seed=args.seed)
+    session = ChatSession(engine, stream=sys.stdout, max_new_tokens=args.max_new_tokens,
+                          temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     for kind in MEDIA_KINDS:
         path = getattr(args, kind)
         if path:

@@ -311,20 +311,14 @@ def usage_of(output: GroundedOutput) -> dict[str, int] | None:
             "total_tokens": output.prompt_tokens + output.completion_tokens}
 
 
-def _chunk(req_id: str, model: str, created: int, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+def stream_chunk(req_id: str, model: str, created: int, delta: dict[str, Any],
+                 finish: str | None = None) -> dict[str, Any]:
+    """One OpenAI ``chat.completion.chunk`` carrying ``delta``."""
     return {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
             "system_fingerprint": None,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
 
-def stream_chunks(req_id: str, model: str, output: GroundedOutput, finish_reason: str) -> list[dict[str, Any]]:
-    """The answer as OpenAI stream chunks: role, text pieces, then finish + grounding.
-
-    Pieces are whitespace-led words, so joining the deltas gives the text exactly.
-    """
-    created = int(time.time())
-    chunks = [_chunk(req_id, model, created, {"role": "assistant", "content": ""}, None)]
-    for piece in re.findall(r"\s*\S+|\s+$", output.text):
-        chunks.append(_chunk(req_id, model, created, {"content": piece}, None))
-    chunks.append(_chunk(req_id, model, created, {"grounding": grounding_of(output)}, finish_reason))
-    return chunks
+def final_chunk(req_id: str, model: str, created: int, output: GroundedOutput, finish_reason: str) -> dict[str, Any]:
+    """The last chunk of a stream: the finish reason and the answer's ``grounding``."""
+    return stream_chunk(req_id, model, created, {"grounding": grounding_of(output)}, finish_reason)

@@ -18,8 +18,12 @@ Every refusal is a 4xx with OpenAI's error body; nothing a client sends can cras
 server or reach a file outside ``--media-root`` or the network. Inference runs on one
 thread (:mod:`.worker`) so answers never mix; waiting requests are micro-batched.
 
-Streaming: ``GroundingGPT.generate`` returns whole answers, so a streamed answer is
-computed first (errors still get a proper 4xx) and then sent as OpenAI chunks.
+Streaming (``"stream": true``) sends the answer while it is generated, as OpenAI
+chunks: text as soon as it is settled, a box only once closed and already converted
+to the original image (:mod:`groundinggpt.streaming`), and a last chunk with the finish
+reason and the ``grounding`` field. The response starts only once generation has
+started, so a request whose media cannot be decoded still gets a proper 4xx; a failure
+after that ends the stream with an ``error`` event.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' ``Request``
@@ -39,7 +43,7 @@ from typing import Any
 from ..errors import GroundingGPTError, MediaError
 from .errors import APIError, error_body
 from .media_sources import MediaResolver
-from .protocol import ChatRequest, Limits, completion_body, new_id, parse_request, stream_chunks
+from .protocol import ChatRequest, Limits, completion_body, final_chunk, new_id, parse_request, stream_chunk
 from .worker import InferenceWorker, QueueFull
 
 log = logging.getLogger("groundinggpt.serve")
@@ -72,6 +76,43 @@ def _hide_root(message: str, root: Path | None) -> str:
     if root is None:
         return message
     return message.replace(str(root) + os.sep, "<media_root>/").replace(str(root), "<media_root>")
+
+
+_FINISHED = object()  # queued after a streamed request's last piece
+
+
+def _sse(payload: Any) -> str:
+    return f"data: {json.dumps(payload)}\n\n"
+
+
+def _batch_info(future: Any) -> str:
+    job = future.job
+    return f" wait={job.started - job.enqueued:.3f}s batch={job.batch_size}"
+
+
+async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, future: Any):
+    """The SSE body of a streamed answer: role, pieces as they come, the rest, finish + grounding."""
+    created = int(time.time())
+    yield _sse(stream_chunk(req_id, model, created, {"role": "assistant", "content": ""}))
+    sent, item = "", first
+    while item is not _FINISHED:
+        if item:
+            sent += item
+            yield _sse(stream_chunk(req_id, model, created, {"content": item}))
+        item = await pieces.get()
+    try:
+        output = future.result()
+    except Exception as e:  # noqa: BLE001 - the answer had started: report it in the stream
+        log.error("%s inference failed while streaming: %s", req_id, e)
+        yield _sse(error_body(500, f"inference failed ({type(e).__name__}: {e})", code="inference_error"))
+        yield "data: [DONE]\n\n"
+        return
+    # Engines that do not stream (or a piece the worker did not pass on) leave a rest.
+    rest = output.text[len(sent):] if output.text.startswith(sent) else ""
+    if rest:
+        yield _sse(stream_chunk(req_id, model, created, {"content": rest}))
+    yield _sse(final_chunk(req_id, model, created, output, output.finish_reason or "stop"))
+    yield "data: [DONE]\n\n"
 
 
 def create_app(engine: Any, limits: Limits | None = None, model_name: str = "groundinggpt") -> Any:
@@ -115,6 +156,17 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
         log.exception("unexpected error on %s", request.url.path)
         return JSONResponse(APIError(500, f"internal error: {type(exc).__name__}").body(), status_code=500)
 
+    async def _answer(future: Any, req_id: str) -> Any:
+        """The future's output, or the APIError its failure means for the client."""
+        try:
+            return await asyncio.wrap_future(future)
+        except GroundingGPTError as e:  # MediaError / InputError: the request's fault
+            raise APIError(400, _hide_root(str(e), resolver.root), code="invalid_media" if isinstance(e, MediaError)
+                           else "invalid_messages") from None
+        except Exception as e:  # noqa: BLE001 - the model's failure, not the request's
+            log.exception("%s inference failed", req_id)
+            raise APIError(500, f"inference failed ({type(e).__name__}: {e})", code="inference_error") from None
+
     def model_card() -> dict[str, Any]:
         return {"id": model_name, "object": "model", "created": created, "owned_by": "groundinggpt"}
 
@@ -150,31 +202,26 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             req: ChatRequest = await asyncio.get_running_loop().run_in_executor(
                 None, parse_request, body, resolver, limits, engine)
             info = f"media={','.join(req.media_kinds) or '-'} stream={req.stream}"
+            loop = asyncio.get_running_loop()
+            pieces: asyncio.Queue = asyncio.Queue()
+            on_text = (lambda piece: loop.call_soon_threadsafe(pieces.put_nowait, piece)) if req.stream else None
             try:
-                future = worker.submit(req.messages, req.settings)
+                future = worker.submit(req.messages, req.settings, on_text=on_text)
             except QueueFull as e:
                 raise APIError(503, f"the server is busy ({e}); retry later", code="overloaded") from None
-            try:
-                output = await asyncio.wrap_future(future)
-            except GroundingGPTError as e:  # MediaError / InputError: the request's fault
-                raise APIError(400, _hide_root(str(e), resolver.root), code="invalid_media" if isinstance(e, MediaError)
-                               else "invalid_messages") from None
-            except Exception as e:  # noqa: BLE001 - the model's failure, not the request's
-                log.exception("%s inference failed", req_id)
-                raise APIError(500, f"inference failed ({type(e).__name__}: {e})", code="inference_error") from None
-            job = future.job
-            info += f" wait={job.started - job.enqueued:.3f}s batch={job.batch_size}"
-            finish = output.finish_reason or "stop"
             if not req.stream:
-                return completion_body(req_id, model_name, output, finish)
-            chunks = stream_chunks(req_id, model_name, output, finish)
-
-            async def events():
-                for chunk in chunks:
-                    yield f"data: {json.dumps(chunk)}\n\n"
-                yield "data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream",
+                output = await _answer(future, req_id)
+                info += _batch_info(future)
+                return completion_body(req_id, model_name, output, output.finish_reason or "stop")
+            # Deltas are queued before the future completes (same thread, in order), so this
+            # marker always comes after the last of them.
+            future.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, _FINISHED))
+            first = await pieces.get()  # "" when generation starts, or _FINISHED
+            if first is _FINISHED:
+                await _answer(future, req_id)  # raises the request's 4xx / 500 if it failed
+            info += _batch_info(future)
+            return StreamingResponse(_events(req_id, model_name, first, pieces, future),
+                                     media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         except APIError as e:
             status, info = e.status, f"{e.code}: {e.message[:200]}"

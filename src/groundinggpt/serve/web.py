@@ -28,20 +28,15 @@ def _empty_state() -> dict[str, Any]:
     return {"messages": [], "media": {}, "history": []}
 
 
-def respond(engine: Any, settings: dict[str, Any], question: str, image: str | None, video: str | None,
-            audio: str | None, state: dict[str, Any] | None):
-    """One question → (chat history, boxes image, timeline image, grounding JSON, state, cleared box).
-
-    Never raises for bad input: errors are shown in the chat.
-    """
-    from ..media.image import load_image
-    from .draw import draw_grounding, draw_timeline
-
+def _start_turn(question: str, image: str | None, video: str | None, audio: str | None,
+                state: dict[str, Any] | None):
+    """→ (state, history with the question, media, earlier messages, the new user turn), or
+    ``None`` when there is no question."""
     state = state or _empty_state()
-    history = list(state["history"])
     question = (question or "").strip()
     if not question:
-        return history, None, None, None, state, ""
+        return None
+    history = list(state["history"])
     media = {k: v for k, v in (("image", image), ("video", video), ("audio", audio)) if v}
     messages = state["messages"]
     if media != state["media"]:
@@ -49,14 +44,15 @@ def respond(engine: Any, settings: dict[str, Any], question: str, image: str | N
             history.append({"role": "assistant", "content": RESTART_NOTE})
         messages = []
     history.append({"role": "user", "content": question})
-    turn = user_turn(media, question, first=not messages)
-    try:
-        out = engine.generate([[*messages, turn]], **settings)[0]
-    except (GroundingGPTError, OSError, ValueError) as e:
-        history.append({"role": "assistant", "content": f"Error: {e}"})
-        return history, None, None, None, {**state, "history": history}, question
+    return state, history, media, messages, user_turn(media, question, first=not messages)
+
+
+def _finish_turn(out: Any, history: list, media: dict, messages: list, turn: dict, image: str | None):
+    from ..media.image import load_image
+    from .draw import draw_grounding, draw_timeline
+
     messages = [*messages, turn, {"role": "assistant", "content": out.text}]
-    history.append({"role": "assistant", "content": out.text})
+    history = [*history, {"role": "assistant", "content": out.text}]
     boxes = draw_grounding(load_image(image), out) if image else None
     timeline = None
     if out.spans_seconds:
@@ -64,6 +60,65 @@ def respond(engine: Any, settings: dict[str, Any], question: str, image: str | N
         timeline = draw_timeline(out.spans_seconds, out.duration, labels)
     grounding = {**out.to_dict(), "summary": describe_entities(out)}
     return history, boxes, timeline, grounding, {"messages": messages, "media": media, "history": history}, ""
+
+
+def respond(engine: Any, settings: dict[str, Any], question: str, image: str | None, video: str | None,
+            audio: str | None, state: dict[str, Any] | None):
+    """One question → (chat history, boxes image, timeline image, grounding JSON, state, cleared box).
+
+    Never raises for bad input: errors are shown in the chat.
+    """
+    started = _start_turn(question, image, video, audio, state)
+    if started is None:
+        return list((state or _empty_state())["history"]), None, None, None, state or _empty_state(), ""
+    state, history, media, messages, turn = started
+    try:
+        out = engine.generate([[*messages, turn]], **settings)[0]
+    except (GroundingGPTError, OSError, ValueError) as e:
+        history.append({"role": "assistant", "content": f"Error: {e}"})
+        return history, None, None, None, {**state, "history": history}, question
+    return _finish_turn(out, history, media, messages, turn, image)
+
+
+def respond_stream(engine: Any, settings: dict[str, Any], question: str, image: str | None, video: str | None,
+                   audio: str | None, state: dict[str, Any] | None):
+    """:func:`respond` as a generator: the answer grows in the chat while it is generated
+    (boxes released whole, in the image's frame), then the final tuple with the drawings."""
+    import queue
+    import threading
+
+    started = _start_turn(question, image, video, audio, state)
+    if started is None:
+        yield respond(engine, settings, question, image, video, audio, state)
+        return
+    state, history, media, messages, turn = started
+    pieces: queue.Queue = queue.Queue()
+    done = object()
+    result: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            result["out"] = engine.generate([[*messages, turn]], on_text=lambda row, piece: pieces.put(piece),
+                                            **settings)[0]
+        except Exception as e:  # noqa: BLE001 - handed to the page below
+            result["error"] = e
+        finally:
+            pieces.put(done)
+
+    threading.Thread(target=work, name="groundinggpt-web-answer", daemon=True).start()
+    text = ""
+    while (piece := pieces.get()) is not done:
+        if piece:
+            text += piece
+            yield [*history, {"role": "assistant", "content": text}], None, None, None, state, ""
+    error = result.get("error")
+    if isinstance(error, (GroundingGPTError, OSError, ValueError)):
+        history.append({"role": "assistant", "content": f"Error: {error}"})
+        yield history, None, None, None, {**state, "history": history}, question
+        return
+    if error is not None:
+        raise error
+    yield _finish_turn(result["out"], history, media, messages, turn, image)
 
 
 def build_demo(engine: Any, max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
@@ -75,7 +130,7 @@ def build_demo(engine: Any, max_new_tokens: int = 256, temperature: float = 0.0,
     settings = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, seed=seed)
 
     def on_send(question, image, video, audio, state):
-        return respond(engine, settings, question, image, video, audio, state)
+        yield from respond_stream(engine, settings, question, image, video, audio, state)
 
     def on_clear():
         return [], None, None, None, _empty_state(), ""

@@ -8,7 +8,12 @@ answered together by one ``GroundingGPT.generate`` call when they can be:
   alone so that its ``seed`` gives the same answer as when sent alone;
 - only requests with the same ``max_new_tokens`` and ``stop`` share a call;
 - if a batch fails (one request's medium cannot be decoded, say), each request is
-  retried alone, so one bad request never fails its neighbours.
+  retried alone, so one bad request never fails its neighbours — except a request
+  whose answer had started streaming (a retry would send its text twice).
+
+A request may stream: its ``on_text(piece)`` is called on this thread with ``""`` when
+generation starts, then with each settled piece of the answer (see
+:mod:`groundinggpt.streaming`); the future still gets the whole output.
 
 Left padding makes a batched greedy answer equal to the same request sent alone
 (checked by the serve tests).
@@ -21,6 +26,7 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,10 +44,12 @@ class QueueFull(RuntimeError):
 class Job:
     messages: list[dict[str, Any]]
     settings: GenerationSettings
+    on_text: Callable[[str], None] | None = None
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
     started: float = 0.0
     batch_size: int = 0
+    streamed: bool = False  # generation started and on_text was told
 
     @property
     def key(self) -> tuple | None:
@@ -71,10 +79,12 @@ class InferenceWorker:
         self._thread = threading.Thread(target=self._run, name="groundinggpt-inference", daemon=True)
         self._thread.start()
 
-    def submit(self, messages: list[dict[str, Any]], settings: GenerationSettings) -> Future:
+    def submit(self, messages: list[dict[str, Any]], settings: GenerationSettings,
+               on_text: Callable[[str], None] | None = None) -> Future:
+        """Queue one conversation; ``on_text`` (optional) streams its answer (see above)."""
         if self._queue.qsize() + len(self._pending) >= self.max_queue:
             raise QueueFull(f"{self.max_queue} requests are already waiting")
-        job = Job(messages, settings)
+        job = Job(messages, settings, on_text)
         job.future.job = job  # lets the caller log queue wait and batch size
         self._queue.put(job)
         return job.future
@@ -131,8 +141,17 @@ class InferenceWorker:
         start = time.perf_counter()
         for job in batch:
             job.started, job.batch_size = start, len(batch)
+        extra: dict[str, Any] = {}
+        if any(j.on_text is not None for j in batch):
+            def route(row: int, piece: str) -> None:
+                job = batch[row]
+                job.streamed = True
+                if job.on_text is not None:
+                    job.on_text(piece)
+
+            extra["on_text"] = route
         try:
-            outputs = self.engine.generate([j.messages for j in batch], batch[0].settings)
+            outputs = self.engine.generate([j.messages for j in batch], batch[0].settings, **extra)
             if len(outputs) != len(batch):
                 raise RuntimeError(f"the engine answered {len(outputs)} of {len(batch)} conversations")
         except Exception as e:  # noqa: BLE001 - every failure goes back to its request
@@ -141,7 +160,10 @@ class InferenceWorker:
                 return
             log.info("batch of %d failed (%s); answering its requests one by one", len(batch), e)
             for job in batch:
-                self._execute([job])
+                if job.streamed:
+                    job.future.set_exception(e)
+                else:
+                    self._execute([job])
             return
         for job, out in zip(batch, outputs, strict=True):
             job.future.set_result(out)

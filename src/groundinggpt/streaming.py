@@ -1,0 +1,153 @@
+"""Answer text while it is generated, never showing a half-written or unconverted box.
+
+The model writes boxes in its own frame (the padded square); users get them in the
+original image's frame (:meth:`GroundingGPTProcessor.post_process` rewrites the numbers).
+A streamed answer must therefore hold back a box until its closing ``]`` has been
+generated, then release it converted — and likewise a partial UTF-8 character, the
+beginning of a stop string, and trailing whitespace (the final answer is stripped).
+What is released is always a prefix of the final answer, so joining the pieces gives
+exactly the text a non-streamed request returns.
+
+Example:
+    >>> from groundinggpt.presets import tiny_processor
+    >>> from groundinggpt.processor import MediaInfo
+    >>> proc = tiny_processor()
+    >>> wide = [MediaInfo(kind="image", original_size=(200, 100))]   # padded to a 200x200 square
+    >>> stream = AnswerStream(proc, wide)
+    >>> ids = proc.tokenizer("The cat[0.1, 0.3, 0.5, 0.7] sleeps.", add_special_tokens=False)["input_ids"]
+    >>> pieces = [stream.push(i) for i in ids]
+    >>> "".join(pieces)                  # in the 200x100 image's frame
+    'The cat[0.100, 0.100, 0.500, 0.900] sleeps.'
+    >>> [p for p in pieces if "[" in p]  # the box came out whole
+    ['[0.100, 0.100, 0.500, 0.900]']
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from transformers.generation.streamers import BaseStreamer
+
+log = logging.getLogger(__name__)
+
+# What may follow the opening bracket(s) of a box that is not finished yet (grounding._BOX_RE).
+_BOX_BODY = frozenset("0123456789.,;+-% \t\r\n")
+
+
+def answer_text(processor: Any, token_ids: Sequence[int], stops: Sequence[str] = ()) -> str:
+    """Generated ids → the answer's text before coordinate conversion: decoded, cut at the
+    template's and the user's stop strings, stripped. (The non-streamed path uses it too.)"""
+    text = processor.decode(list(token_ids))
+    for stop in stops:
+        if stop and stop in text:
+            text = text[: text.index(stop)]
+    return text.strip()
+
+
+def settled_prefix(text: str, stops: Sequence[str] = ()) -> str:
+    """The part of a partial answer that later tokens cannot change.
+
+    Held back: a trailing replacement character (a multi-byte character cut in two), a
+    tail that could be the start of a stop string, an open box (``[`` followed only by
+    what a box may contain), and trailing whitespace.
+
+    >>> settled_prefix("the cat[0.12, 0.3")
+    'the cat'
+    >>> settled_prefix("the cat[0.12, 0.3, 0.5, 0.9] is", stops=["USER:"])
+    'the cat[0.12, 0.3, 0.5, 0.9] is'
+    >>> settled_prefix("the cat [sic] is US", stops=["USER:"])
+    'the cat [sic] is'
+    """
+    while text.endswith("\ufffd"):
+        text = text[:-1]
+    held = 0
+    for stop in stops:
+        for k in range(min(len(stop) - 1, len(text)), held, -1):
+            if text.endswith(stop[:k]):
+                held = k
+                break
+    if held:
+        text = text[:-held]
+    start = text.rfind("[")
+    if start >= 0:
+        while start > 0 and text[start - 1] == "[":
+            start -= 1
+        body = text[start:].lstrip("[")
+        if all(c in _BOX_BODY for c in body):
+            text = text[:start]
+    return text.rstrip()
+
+
+class AnswerStream:
+    """The answer of one generated sequence, released piece by piece.
+
+    Args:
+        processor: the model's processor (decoding, stop strings, coordinate conversion).
+        media_info: the conversation's media (what ``post_process`` converts boxes for).
+        stops: the request's own stop strings (the template's are always applied).
+    """
+
+    def __init__(self, processor: Any, media_info: Any = None, stops: Sequence[str] = ()):
+        self.processor = processor
+        self.media_info = media_info
+        self.stops = tuple(s for s in stops if s)
+        self._hold = tuple(processor.template.stop_strings) + self.stops
+        self._eos = processor.tokenizer.eos_token_id
+        self._pad = processor.tokenizer.pad_token_id
+        self.ids: list[int] = []
+        self.sent = ""
+        self.finished = False
+
+    def push(self, token_id: int) -> str:
+        """Add one generated token; return the newly settled text (often ``""``)."""
+        if self.finished or token_id == self._pad:  # a finished row of a batch gets padding
+            return ""
+        if token_id == self._eos:
+            self.finished = True
+            return ""
+        self.ids.append(int(token_id))
+        settled = settled_prefix(answer_text(self.processor, self.ids, self.stops), self._hold)
+        text = self.processor.post_process(settled, self.media_info).text
+        if not text.startswith(self.sent):  # cannot happen for a settled prefix; never retract
+            log.warning("streamed text diverged from the settled answer; holding the rest back")
+            return ""
+        piece, self.sent = text[len(self.sent):], text
+        return piece
+
+    def rest(self, final_text: str) -> str:
+        """What the final answer adds to what was released (``""`` if they disagree)."""
+        if final_text.startswith(self.sent):
+            return final_text[len(self.sent):]
+        log.warning("final answer does not extend the streamed text; its rest is not sent")
+        return ""
+
+
+class BatchAnswerStreamer(BaseStreamer):
+    """A ``transformers`` streamer for a whole batch: routes each row's tokens to its
+    :class:`AnswerStream` and calls ``on_text(row, piece)``.
+
+    ``on_text(row, "")`` is called once per row when generation starts (after the prompt,
+    so the media have been decoded), then with every non-empty piece. It runs on the
+    generating thread.
+    """
+
+    def __init__(self, streams: list[AnswerStream], on_text: Callable[[int, str], None]):
+        self.streams = streams
+        self.on_text = on_text
+        self._prompt_seen = False
+
+    def put(self, value: Any) -> None:
+        if not self._prompt_seen:  # generate() first passes the prompt ids [B, L]
+            self._prompt_seen = True
+            for row in range(len(self.streams)):
+                self.on_text(row, "")
+            return
+        for row, token in enumerate(value.reshape(-1).tolist()):
+            piece = self.streams[row].push(token)
+            if piece:
+                self.on_text(row, piece)
+
+    def end(self) -> None:
+        pass
