@@ -49,11 +49,18 @@ def test_fast_quickstart_writes_report_model_and_examples(fast_run):
     assert saved["data"]["stages"]["stage1"]["replay"]["previous_used"] == 0
     text = (out / "report.md").read_text()
     assert "best constant answer" in text and "groundinggpt chat --model" in text
+    # missed targets point to the measurements that explain them; met ones do not
+    missed = [n for n, m in saved["metrics"].items() if not m["met"]]
+    assert missed and "**Targets missed: " in text and "scripts/diagnose_selection.py" in text
+    from groundinggpt.quickstart import _report_markdown
+
+    all_met = {**saved, "metrics": {n: {**m, "met": True} for n, m in saved["metrics"].items()}}
+    assert not any("Targets missed" in line for line in _report_markdown(all_met))
     assert (out / "examples_rec.png").stat().st_size > 0
     assert (out / "examples_temporal.png").is_file() and (out / "examples_sound.png").is_file()
     gg = GroundingGPT.from_pretrained(out / "models" / "stage3")
     assert gg.processor.config.system_prompt  # the miniature's short system prompt travels with the model
-    assert "groundinggpt chat" in report["summary_text"]
+    assert "groundinggpt chat" in report["summary_text"] and "targets missed" in report["summary_text"]
     # a metrics picture, and a chat command that names a real held-out image of this run
     assert (out / "metrics.png").stat().st_size > 0 and "![metrics](metrics.png)" in text
     image = report["how_to"][0].split("--image ")[1].split()[0]
