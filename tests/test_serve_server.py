@@ -4,8 +4,10 @@ uvicorn on a free 127.0.0.1 port (and in-process for the scripted-grounding chec
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -330,37 +332,49 @@ def test_streamed_box_arrives_whole_and_in_the_original_frame(scripted_app):
     assert box_piece in plain["content"]  # the converted box, not the model's square-frame one
 
 
+def finished(text: str):
+    """An engine's answer with this text and no entities, finished normally."""
+    from groundinggpt.processor import GroundedOutput
+
+    out = GroundedOutput(text=text, entities=[])
+    out.finish_reason = "stop"
+    return out
+
+
+@contextlib.contextmanager
+def stream_lines(engine, media_root, name: str):
+    """Serve ``engine`` and stream one 'hi' request from it: yields the SSE lines as they come."""
+    app = create_app(engine, Limits(media_root=str(media_root), **LIMITS), model_name=name)
+    with UvicornThread(app) as srv:
+        body = {"model": name, "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, timeout=30) as r:
+            yield r.iter_lines()
+
+
 def test_stream_sends_text_before_generation_ends(media_root):
     """The first words reach the client while the engine is still generating."""
     import threading
-
-    from groundinggpt.processor import GroundedOutput
 
     client_saw_text = threading.Event()
 
     class SlowEngine:
         processor = chatty_tiny().processor  # parse_request counts the prompt's tokens with it
 
-        def generate(self, conversations, settings=None, on_text=None):
+        def generate(self, conversations, settings=None, on_text=None, cancel=None):
             on_text(0, "")
             on_text(0, "Hello")
             assert client_saw_text.wait(20), "the client got nothing while the answer was being generated"
             on_text(0, " world")
-            out = GroundedOutput(text="Hello world.", entities=[])
-            out.finish_reason = "stop"
-            return [out]
+            return [finished("Hello world.")]
 
-    app = create_app(SlowEngine(), Limits(media_root=str(media_root), **LIMITS), model_name="slow")
-    with UvicornThread(app) as srv:
-        body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
-        contents = []
-        with httpx.stream("POST", srv.url + "/v1/chat/completions", json=body, timeout=30) as r:
-            for line in r.iter_lines():
-                if line.startswith("data: {"):
-                    delta = json.loads(line[6:])["choices"][0]["delta"]
-                    if delta.get("content"):
-                        contents.append(delta["content"])
-                        client_saw_text.set()
+    contents = []
+    with stream_lines(SlowEngine(), media_root, "slow") as lines:
+        for line in lines:
+            if line.startswith("data: {"):
+                delta = json.loads(line[6:])["choices"][0]["delta"]
+                if delta.get("content"):
+                    contents.append(delta["content"])
+                    client_saw_text.set()
     assert contents == ["Hello", " world", "."]
 
 
@@ -370,7 +384,7 @@ def test_stream_errors_before_and_after_the_answer_starts(media_root):
     class FailingEngine:
         processor = chatty_tiny().processor
 
-        def generate(self, conversations, settings=None, on_text=None):
+        def generate(self, conversations, settings=None, on_text=None, cancel=None):
             if "bad media" in json.dumps(conversations[0][-1]["content"]):
                 raise MediaError("clip.mp4: not a readable video file")
             on_text(0, "")
@@ -390,3 +404,28 @@ def test_stream_errors_before_and_after_the_answer_starts(media_root):
         assert events[1]["choices"][0]["delta"]["content"] == "Partial"
         assert events[-1]["error"]["code"] == "inference_error" and "GPU fell off" in events[-1]["error"]["message"]
         assert r.text.rstrip().endswith("data: [DONE]")
+
+
+def test_a_client_leaving_mid_stream_stops_its_answer(media_root):
+    import threading
+
+    stopped = threading.Event()
+
+    class EndlessEngine:
+        processor = chatty_tiny().processor
+
+        def generate(self, conversations, settings=None, on_text=None, cancel=None):
+            on_text(0, "")
+            for i in range(2000):  # ~20 s unless told to stop
+                if cancel[0].is_set():
+                    stopped.set()
+                    break
+                on_text(0, f"word{i} ")
+                time.sleep(0.01)
+            return [finished("")]
+
+    with stream_lines(EndlessEngine(), media_root, "endless") as lines:
+        for line in lines:
+            if '"content": "word' in line:
+                break  # the client reads one piece and leaves
+    assert stopped.wait(10), "the answer went on after its client left"

@@ -73,7 +73,7 @@ class ScriptedGroundingGPT(GroundingGPT):
     is tested end to end: an image gets the red box, a video a span, text an echo.
     """
 
-    def generate(self, conversations, settings=None, on_text=None, **overrides):
+    def generate(self, conversations, settings=None, on_text=None, cancel=None, **overrides):
         """Streams too (``on_text``): the scripted text token by token through the real
         :class:`~groundinggpt.streaming.AnswerStream`, as a generating model would."""
         from groundinggpt.streaming import AnswerStream

@@ -130,3 +130,29 @@ def test_page_in_headless_chromium(scripted, image_path, tmp_path):
     assert len(img.resize((200, 200)).getcolors(40_000)) > 20
     if os.environ.get("SERVE_WEB_SCREENSHOT"):  # keep a copy to look at
         shutil.copy(shot, os.environ["SERVE_WEB_SCREENSHOT"])
+
+
+def test_closing_the_stream_stops_the_answer():
+    import threading
+    import time
+
+    from groundinggpt.processor import GroundedOutput
+
+    seen = threading.Event()
+
+    class Endless:
+        def generate(self, conversations, on_text=None, cancel=None, **settings):
+            on_text(0, "")
+            for i in range(2000):
+                if cancel[0].is_set():
+                    seen.set()
+                    break
+                on_text(0, f"w{i} ")
+                time.sleep(0.01)
+            return [GroundedOutput(text="", entities=[])]
+
+    stream = respond_stream(Endless(), {}, "talk", None, None, None, None)
+    first = next(stream)
+    assert first[0][-1]["content"].startswith("w0")
+    stream.close()  # what Gradio does when the page goes away
+    assert seen.wait(10)

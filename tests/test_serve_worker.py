@@ -146,7 +146,7 @@ def test_close_fails_what_still_waits():
 class StreamingEngine(FakeEngine):
     """Streams each answer word by word through ``on_text``; 'late-boom' fails after starting."""
 
-    def generate(self, conversations, settings=None, on_text=None):
+    def generate(self, conversations, settings=None, on_text=None, cancel=None):
         self.gate.wait(10)
         texts = [c[-1]["content"] for c in conversations]
         self.calls.append(texts)
@@ -209,5 +209,36 @@ def test_a_failure_before_streaming_is_retried_alone_but_not_after():
             late.result(10)
         assert streamed == ["", "answer ", "to ", "victim "]
         assert len(engine.calls) == calls_before + 2  # "hold", then the failed batch; no retries
+    finally:
+        worker.close()
+
+
+def test_abandoned_requests_never_run_or_stop_early():
+    engine = StreamingEngine()
+    worker = InferenceWorker(engine, max_batch=1)
+    try:
+        s = GenerationSettings(max_new_tokens=4)
+        busy(worker, engine, s)
+        gone = worker.submit(msg("gone"), s, on_text=lambda piece: None)
+        worker.abandon(gone)  # still waiting: dropped
+        engine.gate.set()
+        assert worker.submit(msg("next"), s).result(10) == "answer to next"
+        assert gone.cancelled() and ["gone"] not in engine.calls
+    finally:
+        worker.close()
+    seen = {}
+
+    class Recording(StreamingEngine):
+        def generate(self, conversations, settings=None, on_text=None, cancel=None):
+            seen["cancel"] = cancel
+            return super().generate(conversations, settings, on_text, cancel)
+
+    worker = InferenceWorker(Recording())
+    try:
+        f = worker.submit(msg("x"), GenerationSettings(max_new_tokens=4), on_text=lambda piece: None)
+        f.result(10)
+        assert seen["cancel"] == [f.job.abandoned]  # the row's stop signal reaches the engine
+        worker.abandon(f)  # after the answer: harmless
+        assert f.job.abandoned.is_set() and f.result(1) == "answer to x"
     finally:
         worker.close()

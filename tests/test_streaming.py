@@ -120,3 +120,21 @@ def test_generate_on_text_streams_every_row_of_a_batch(chatty):
         assert out.text.startswith(joined) and joined  # streamed, and a prefix of the answer
     with pytest.raises(ValueError, match="not both"):
         chatty.generate(convs[:1], streamer=object(), on_text=lambda *a: None)
+
+
+def test_cancel_ends_one_row_and_leaves_the_others(chatty):
+    import threading
+
+    convs = [[{"role": "user", "content": "Tell me about cats"}], [{"role": "user", "content": "Where is the dog?"}]]
+    plain = chatty.generate(convs, max_new_tokens=24)
+    stop = [threading.Event(), threading.Event()]
+
+    def on_text(row, piece):
+        if row == 0:
+            stop[0].set()  # row 0's client leaves as soon as its answer starts
+
+    outs = chatty.generate(convs, max_new_tokens=24, on_text=on_text, cancel=stop)
+    assert outs[0].completion_tokens == 1 < plain[0].completion_tokens
+    assert outs[1].text == plain[1].text and outs[1].completion_tokens == plain[1].completion_tokens
+    with pytest.raises(ValueError, match="one event per conversation"):
+        chatty.generate(convs, max_new_tokens=2, cancel=stop[:1])

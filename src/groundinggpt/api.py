@@ -14,17 +14,18 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from transformers import StoppingCriteriaList
 
 from .models import GroundingGPTForCausalLM
 from .processor import GroundedOutput, GroundingGPTProcessor
 from .prompts import EVAL_PROMPTS
-from .streaming import AnswerStream, BatchAnswerStreamer, answer_text
+from .streaming import AnswerStream, BatchAnswerStreamer, StopRequested, answer_text
 
 
 @dataclass
@@ -100,7 +101,7 @@ class GroundingGPT:
     @torch.inference_mode()
     def generate(self, conversations: list[list[dict[str, Any]]], settings: GenerationSettings | None = None,
                  streamer: Any = None, on_text: Callable[[int, str], None] | None = None,
-                 **overrides: Any) -> list[GroundedOutput]:
+                 cancel: Sequence[Any] | None = None, **overrides: Any) -> list[GroundedOutput]:
         """Answer a batch of conversations (left-padded, one ``generate`` call).
 
         Args:
@@ -113,6 +114,8 @@ class GroundingGPT:
                 :mod:`groundinggpt.streaming`): ``""`` once per row when generation starts,
                 then the new pieces. Joined, a row's pieces are a prefix of its final
                 ``text``; the rest comes with the returned outputs.
+            cancel: one ``threading.Event`` per conversation; setting it ends that row's
+                answer at the next token (the others go on), e.g. when its client left.
 
         Returns:
             One :class:`GroundedOutput` per conversation, with token usage and finish reason.
@@ -129,6 +132,9 @@ class GroundingGPT:
         if on_text is not None:
             streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
                                            on_text)
+        if cancel is not None and len(cancel) != len(conversations):
+            raise ValueError(f"cancel needs one event per conversation, got {len(cancel)} for {len(conversations)}")
+        criteria = StoppingCriteriaList([StopRequested(cancel)]) if cancel is not None else None
         inputs = {k: v.to(self.device) for k, v in batch.items()}
         for key in ("pixel_values", "pixel_values_videos", "input_features"):
             if key in inputs:
@@ -142,7 +148,7 @@ class GroundingGPT:
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
             # A generated placeholder id would be fed back without media at the next step.
             suppress_tokens=list(self.processor.token_ids.values()),
-            stop_strings=stops or None, tokenizer=tok, streamer=streamer,
+            stop_strings=stops or None, tokenizer=tok, streamer=streamer, stopping_criteria=criteria,
         )
         prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
         results = []

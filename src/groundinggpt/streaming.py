@@ -28,6 +28,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
+from transformers import StoppingCriteria
 from transformers.generation.streamers import BaseStreamer
 
 log = logging.getLogger(__name__)
@@ -151,3 +153,14 @@ class BatchAnswerStreamer(BaseStreamer):
 
     def end(self) -> None:
         pass
+
+
+class StopRequested(StoppingCriteria):
+    """Ends a row of a batched ``generate`` once its event is set (the client went away);
+    the other rows go on. ``events[i]`` is any object with ``is_set()`` (a ``threading.Event``)."""
+
+    def __init__(self, events: Sequence[Any]):
+        self.events = list(events)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any = None, **kwargs: Any) -> torch.BoolTensor:
+        return torch.tensor([e.is_set() for e in self.events], dtype=torch.bool, device=input_ids.device)

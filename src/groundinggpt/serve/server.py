@@ -23,7 +23,8 @@ chunks: text as soon as it is settled, a box only once closed and already conver
 to the original image (:mod:`groundinggpt.streaming`), and a last chunk with the finish
 reason and the ``grounding`` field. The response starts only once generation has
 started, so a request whose media cannot be decoded still gets a proper 4xx; a failure
-after that ends the stream with an ``error`` event.
+after that ends the stream with an ``error`` event. A client that disconnects stops its
+answer at the next token (the other answers of its batch go on).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' ``Request``
@@ -90,16 +91,23 @@ def _batch_info(future: Any) -> str:
     return f" wait={job.started - job.enqueued:.3f}s batch={job.batch_size}"
 
 
-async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, future: Any):
+async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, future: Any, worker: Any):
     """The SSE body of a streamed answer: role, pieces as they come, the rest, finish + grounding."""
     created = int(time.time())
-    yield _sse(stream_chunk(req_id, model, created, {"role": "assistant", "content": ""}))
-    sent, item = "", first
-    while item is not _FINISHED:
-        if item:
-            sent += item
-            yield _sse(stream_chunk(req_id, model, created, {"content": item}))
-        item = await pieces.get()
+    finished = False
+    try:
+        yield _sse(stream_chunk(req_id, model, created, {"role": "assistant", "content": ""}))
+        sent, item = "", first
+        while item is not _FINISHED:
+            if item:
+                sent += item
+                yield _sse(stream_chunk(req_id, model, created, {"content": item}))
+            item = await pieces.get()
+        finished = True
+    finally:
+        if not finished:  # the client went away (the response task was cancelled): stop generating
+            log.info("%s client left during the stream; its answer is stopped", req_id)
+            worker.abandon(future)
     try:
         output = future.result()
     except Exception as e:  # noqa: BLE001 - the answer had started: report it in the stream
@@ -220,7 +228,7 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             if first is _FINISHED:
                 await _answer(future, req_id)  # raises the request's 4xx / 500 if it failed
             info += _batch_info(future)
-            return StreamingResponse(_events(req_id, model_name, first, pieces, future),
+            return StreamingResponse(_events(req_id, model_name, first, pieces, future, worker),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         except APIError as e:

@@ -95,11 +95,12 @@ def respond_stream(engine: Any, settings: dict[str, Any], question: str, image: 
     pieces: queue.Queue = queue.Queue()
     done = object()
     result: dict[str, Any] = {}
+    left = threading.Event()  # set when the page stops listening (closed, or a new question)
 
     def work() -> None:
         try:
             result["out"] = engine.generate([[*messages, turn]], on_text=lambda row, piece: pieces.put(piece),
-                                            **settings)[0]
+                                            cancel=[left], **settings)[0]
         except Exception as e:  # noqa: BLE001 - handed to the page below
             result["error"] = e
         finally:
@@ -107,10 +108,14 @@ def respond_stream(engine: Any, settings: dict[str, Any], question: str, image: 
 
     threading.Thread(target=work, name="groundinggpt-web-answer", daemon=True).start()
     text = ""
-    while (piece := pieces.get()) is not done:
-        if piece:
-            text += piece
-            yield [*history, {"role": "assistant", "content": text}], None, None, None, state, ""
+    try:
+        while (piece := pieces.get()) is not done:
+            if piece:
+                text += piece
+                yield [*history, {"role": "assistant", "content": text}], None, None, None, state, ""
+    finally:
+        if "out" not in result and "error" not in result:
+            left.set()  # the generator was closed mid-answer: stop generating it
     error = result.get("error")
     if isinstance(error, (GroundingGPTError, OSError, ValueError)):
         history.append({"role": "assistant", "content": f"Error: {error}"})

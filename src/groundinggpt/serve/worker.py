@@ -13,7 +13,9 @@ answered together by one ``GroundingGPT.generate`` call when they can be:
 
 A request may stream: its ``on_text(piece)`` is called on this thread with ``""`` when
 generation starts, then with each settled piece of the answer (see
-:mod:`groundinggpt.streaming`); the future still gets the whole output.
+:mod:`groundinggpt.streaming`); the future still gets the whole output. A streamed
+request whose client leaves is :meth:`~InferenceWorker.abandon`-ed: its row stops at the
+next token instead of running to ``max_tokens``.
 
 Left padding makes a batched greedy answer equal to the same request sent alone
 (checked by the serve tests).
@@ -50,6 +52,7 @@ class Job:
     started: float = 0.0
     batch_size: int = 0
     streamed: bool = False  # generation started and on_text was told
+    abandoned: threading.Event = field(default_factory=threading.Event)  # its client left
 
     @property
     def key(self) -> tuple | None:
@@ -88,6 +91,12 @@ class InferenceWorker:
         job.future.job = job  # lets the caller log queue wait and batch size
         self._queue.put(job)
         return job.future
+
+    def abandon(self, future: Future) -> None:
+        """The client is gone: drop the request if it still waits, or end its answer at the
+        next token if it is being generated (a streamed one; its batch-mates go on)."""
+        future.cancel()
+        future.job.abandoned.set()
 
     def close(self, timeout: float = 5.0) -> None:
         self._queue.put(_STOP)
@@ -150,6 +159,7 @@ class InferenceWorker:
                     job.on_text(piece)
 
             extra["on_text"] = route
+            extra["cancel"] = [j.abandoned for j in batch]
         try:
             outputs = self.engine.generate([j.messages for j in batch], batch[0].settings, **extra)
             if len(outputs) != len(batch):
