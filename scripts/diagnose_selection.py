@@ -176,6 +176,17 @@ def evaluate(model, processor, records, features, order, device, autocast) -> tu
     return 100.0 * hits / len(records), answers[:3]
 
 
+def parse_objects(text: str) -> tuple[int, int]:
+    """``--objects``: ``"N"`` or ``"MIN-MAX"`` → ``(min, max)``, 1 <= min <= max."""
+    try:
+        low, high = (int(v) for v in text.split("-")) if "-" in text else (int(text),) * 2
+    except ValueError:
+        raise SystemExit(f"--objects: expected N or MIN-MAX such as 2-4, got {text!r}") from None
+    if not 1 <= low <= high:
+        raise SystemExit(f"--objects: expected 1 <= MIN <= MAX, got {text!r}")
+    return low, high
+
+
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     torch.manual_seed(args.seed)
@@ -192,7 +203,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     model, processor = build_model(args.llm, args.seed)
     vectors = word_vectors(model, processor.tokenizer) if args.features == "word" else None
     model.to(device)
-    objects = tuple(int(v) for v in args.objects.split("-")) if "-" in args.objects else (int(args.objects),) * 2
+    objects = parse_objects(args.objects)
     train_records, train_features = make_split(args.scenes, args.seed + 1, False, objects, args.features, model,
                                                vectors, device)
     test_records, test_features = make_split(args.test, args.seed + 2, True, objects, args.features, model,

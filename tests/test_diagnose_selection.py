@@ -69,3 +69,10 @@ def test_bad_llm_shape_is_refused(diag):
         diag.build_model("wide")
     with pytest.raises(SystemExit, match="multiple of 64"):
         diag.build_model("100x2")
+
+
+def test_objects_argument(diag):
+    assert diag.parse_objects("2-4") == (2, 4) and diag.parse_objects("3") == (3, 3)
+    for bad in ("two", "4-2", "0", "2-x"):
+        with pytest.raises(SystemExit, match="--objects"):
+            diag.parse_objects(bad)

@@ -127,13 +127,13 @@ class GroundingGPT:
             raise ValueError("a streamer needs exactly one conversation")
         if streamer is not None and on_text is not None:
             raise ValueError("pass a streamer or on_text, not both")
+        if cancel is not None and len(cancel) != len(conversations):
+            raise ValueError(f"cancel needs one event per conversation, got {len(cancel)} for {len(conversations)}")
         batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
         media_info = batch.pop("media_info")
         if on_text is not None:
             streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
                                            on_text)
-        if cancel is not None and len(cancel) != len(conversations):
-            raise ValueError(f"cancel needs one event per conversation, got {len(cancel)} for {len(conversations)}")
         criteria = StoppingCriteriaList([StopRequested(cancel)]) if cancel is not None else None
         inputs = {k: v.to(self.device) for k, v in batch.items()}
         for key in ("pixel_values", "pixel_values_videos", "input_features"):

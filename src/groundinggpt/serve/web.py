@@ -28,11 +28,9 @@ def _empty_state() -> dict[str, Any]:
     return {"messages": [], "media": {}, "history": []}
 
 
-def _start_turn(question: str, image: str | None, video: str | None, audio: str | None,
-                state: dict[str, Any] | None):
-    """→ (state, history with the question, media, earlier messages, the new user turn), or
+def _start_turn(question: str, image: str | None, video: str | None, audio: str | None, state: dict[str, Any]):
+    """→ (history with the question, media, earlier messages, the new user turn), or
     ``None`` when there is no question."""
-    state = state or _empty_state()
     question = (question or "").strip()
     if not question:
         return None
@@ -44,7 +42,7 @@ def _start_turn(question: str, image: str | None, video: str | None, audio: str 
             history.append({"role": "assistant", "content": RESTART_NOTE})
         messages = []
     history.append({"role": "user", "content": question})
-    return state, history, media, messages, user_turn(media, question, first=not messages)
+    return history, media, messages, user_turn(media, question, first=not messages)
 
 
 def _finish_turn(out: Any, history: list, media: dict, messages: list, turn: dict, image: str | None):
@@ -68,10 +66,11 @@ def respond(engine: Any, settings: dict[str, Any], question: str, image: str | N
 
     Never raises for bad input: errors are shown in the chat.
     """
+    state = state or _empty_state()
     started = _start_turn(question, image, video, audio, state)
     if started is None:
-        return list((state or _empty_state())["history"]), None, None, None, state or _empty_state(), ""
-    state, history, media, messages, turn = started
+        return list(state["history"]), None, None, None, state, ""
+    history, media, messages, turn = started
     try:
         out = engine.generate([[*messages, turn]], **settings)[0]
     except (GroundingGPTError, OSError, ValueError) as e:
@@ -87,11 +86,12 @@ def respond_stream(engine: Any, settings: dict[str, Any], question: str, image: 
     import queue
     import threading
 
+    state = state or _empty_state()
     started = _start_turn(question, image, video, audio, state)
     if started is None:
         yield respond(engine, settings, question, image, video, audio, state)
         return
-    state, history, media, messages, turn = started
+    history, media, messages, turn = started
     pieces: queue.Queue = queue.Queue()
     done = object()
     result: dict[str, Any] = {}
