@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -43,6 +44,16 @@ def msg(text):
     return [{"role": "user", "content": text}]
 
 
+@contextlib.contextmanager
+def running(engine, **kwargs):
+    """An InferenceWorker for ``engine``, closed afterwards."""
+    worker = InferenceWorker(engine, **kwargs)
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
 def busy(worker, engine, settings, text="hold"):
     """Submit ``text`` and wait until the worker is blocked on it (its gate closed), so
     what is submitted next queues up behind it."""
@@ -54,8 +65,7 @@ def busy(worker, engine, settings, text="hold"):
 
 def test_waiting_greedy_requests_share_a_call_sampled_ones_do_not():
     engine = FakeEngine()
-    worker = InferenceWorker(engine, max_batch=3)
-    try:
+    with running(engine, max_batch=3) as worker:
         engine.gate.clear()  # hold the first call so the others queue up behind it
         greedy = GenerationSettings(max_new_tokens=4)
         first = worker.submit(msg("first"), greedy)
@@ -72,14 +82,11 @@ def test_waiting_greedy_requests_share_a_call_sampled_ones_do_not():
         assert ["g0", "g1", "g2"] in engine.calls and ["g3"] in engine.calls  # max_batch = 3
         assert ["s0"] in engine.calls and ["s1"] in engine.calls and ["longer"] in engine.calls
         assert futures[0].job.batch_size == 3
-    finally:
-        worker.close()
 
 
 def test_a_failing_request_does_not_fail_its_batch():
     engine = FakeEngine()
-    worker = InferenceWorker(engine, max_batch=8)
-    try:
+    with running(engine, max_batch=8) as worker:
         s = GenerationSettings(max_new_tokens=4)
         busy(worker, engine, s)
         ok1, bad, ok2 = (worker.submit(msg(t), s) for t in ("a", "boom", "b"))
@@ -88,14 +95,11 @@ def test_a_failing_request_does_not_fail_its_batch():
         with pytest.raises(ValueError, match="boom"):
             bad.result(10)
         assert ["a", "boom", "b"] in engine.calls and ["a"] in engine.calls  # batch, then one by one
-    finally:
-        worker.close()
 
 
 def test_queue_limit_raises_queue_full():
     engine = FakeEngine()
-    worker = InferenceWorker(engine, max_batch=1, max_queue=2)
-    try:
+    with running(engine, max_batch=1, max_queue=2) as worker:
         engine.gate.clear()
         s = GenerationSettings(max_new_tokens=4)
         hold = worker.submit(msg("hold"), s)
@@ -105,8 +109,6 @@ def test_queue_limit_raises_queue_full():
             worker.submit(msg("one too many"), s)
         engine.gate.set()
         assert [f.result(10) for f in waiting] == ["answer to 0", "answer to 1"]
-    finally:
-        worker.close()
 
 
 def test_a_broken_engine_never_kills_the_worker():
@@ -116,14 +118,11 @@ def test_a_broken_engine_never_kills_the_worker():
                 return []  # answers missing
             return super().generate(conversations, settings)
 
-    worker = InferenceWorker(Broken())
-    try:
+    with running(Broken()) as worker:
         s = GenerationSettings(max_new_tokens=4)
         with pytest.raises(RuntimeError, match="answered 0 of 1"):
             worker.submit(msg("short"), s).result(10)
         assert worker.submit(msg("next"), s).result(10) == "answer to next"
-    finally:
-        worker.close()
 
 
 def test_close_fails_what_still_waits():
@@ -166,8 +165,7 @@ class StreamingEngine(FakeEngine):
 
 def test_streamed_pieces_reach_their_own_request():
     engine = StreamingEngine()
-    worker = InferenceWorker(engine, max_batch=4)
-    try:
+    with running(engine, max_batch=4) as worker:
         s = GenerationSettings(max_new_tokens=4)
         busy(worker, engine, s)
         got: dict[str, list[str]] = {"a": [], "b": []}
@@ -178,14 +176,11 @@ def test_streamed_pieces_reach_their_own_request():
         assert [f.result(10) for f in (fa, fb, plain)] == ["answer to a", "answer to b", "answer to c"]
         assert engine.calls[-1] == ["a", "b", "c"]  # one batch
         assert got["a"] == ["", "answer ", "to ", "a "] and got["b"] == ["", "answer ", "to ", "b "]
-    finally:
-        worker.close()
 
 
 def test_a_failure_before_streaming_is_retried_alone_but_not_after():
     engine = StreamingEngine()
-    worker = InferenceWorker(engine, max_batch=4)
-    try:
+    with running(engine, max_batch=4) as worker:
         s = GenerationSettings(max_new_tokens=4)
         busy(worker, engine, s)
         pieces: list[str] = []
@@ -209,14 +204,11 @@ def test_a_failure_before_streaming_is_retried_alone_but_not_after():
             late.result(10)
         assert streamed == ["", "answer ", "to ", "victim "]
         assert len(engine.calls) == calls_before + 2  # "hold", then the failed batch; no retries
-    finally:
-        worker.close()
 
 
 def test_abandoned_requests_never_run_or_stop_early():
     engine = StreamingEngine()
-    worker = InferenceWorker(engine, max_batch=1)
-    try:
+    with running(engine, max_batch=1) as worker:
         s = GenerationSettings(max_new_tokens=4)
         busy(worker, engine, s)
         gone = worker.submit(msg("gone"), s, on_text=lambda piece: None)
@@ -224,8 +216,6 @@ def test_abandoned_requests_never_run_or_stop_early():
         engine.gate.set()
         assert worker.submit(msg("next"), s).result(10) == "answer to next"
         assert gone.cancelled() and ["gone"] not in engine.calls
-    finally:
-        worker.close()
     seen = {}
 
     class Recording(StreamingEngine):
@@ -233,12 +223,9 @@ def test_abandoned_requests_never_run_or_stop_early():
             seen["cancel"] = cancel
             return super().generate(conversations, settings, on_text, cancel)
 
-    worker = InferenceWorker(Recording())
-    try:
+    with running(Recording()) as worker:
         f = worker.submit(msg("x"), GenerationSettings(max_new_tokens=4), on_text=lambda piece: None)
         f.result(10)
         assert seen["cancel"] == [f.job.abandoned]  # the row's stop signal reaches the engine
         worker.abandon(f)  # after the answer: harmless
         assert f.job.abandoned.is_set() and f.result(1) == "answer to x"
-    finally:
-        worker.close()
