@@ -197,3 +197,33 @@ def test_paper_13b_shape_on_meta_device():
         model = GroundingGPTForCausalLM(cfg)
     assert model.image_adapter[2].out_features == 5120
     assert model.language_model.config.num_hidden_layers == 40
+
+
+def test_generate_never_emits_a_media_placeholder(tiny, image_path):
+    """A model that prefers ``<image>`` must not feed it back without media (plain HF generate)."""
+    model, processor = tiny
+    batch = processor([{"role": "user", "content": [{"type": "image", "image": str(image_path)},
+                                                   {"type": "text", "text": "Describe it."}]}])
+    batch.pop("media_info")
+    cfg = model.config
+    media_ids = {cfg.image_token_id, cfg.video_token_id, cfg.audio_token_id}
+
+    def prefer_placeholders(module, args, logits):
+        logits = logits.clone()
+        logits[..., cfg.image_token_id] += 100.0
+        logits[..., cfg.video_token_id] += 90.0
+        return logits
+
+    hook = model.get_output_embeddings().register_forward_hook(prefer_placeholders)
+    try:
+        with torch.no_grad():
+            assert int(model(**batch).logits[0, -1].argmax()) == cfg.image_token_id  # the logits do prefer it
+            out = model.generate(**batch, max_new_tokens=6, min_new_tokens=6, do_sample=False)
+            # The caller's own suppress_tokens are kept, the placeholders added to them.
+            out2 = model.generate(**batch, max_new_tokens=6, min_new_tokens=6, do_sample=False, suppress_tokens=[9])
+    finally:
+        hook.remove()
+    prompt = batch["input_ids"].shape[1]
+    new = out[0, prompt:].tolist()
+    assert len(new) == 6 and not media_ids & set(new)
+    assert 9 not in out2[0, prompt:].tolist() and not media_ids & set(out2[0, prompt:].tolist())

@@ -146,8 +146,6 @@ class GroundingGPT:
         out = self.model.generate(
             **inputs, **settings.generate_kwargs(),
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-            # A generated placeholder id would be fed back without media at the next step.
-            suppress_tokens=list(self.processor.token_ids.values()),
             stop_strings=stops or None, tokenizer=tok, streamer=streamer, stopping_criteria=criteria,
         )
         prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()

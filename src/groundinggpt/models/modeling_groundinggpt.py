@@ -326,6 +326,21 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
             **{**kwargs, "return_dict": True},
         )
 
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        """``GenerationMixin.generate`` that never emits a media placeholder.
+
+        A generated ``<image>`` / ``<video>`` / ``<audio>`` id would be fed back at the next
+        step with no media to fill it, and the forward pass refuses such input; so the
+        placeholder ids join any ``suppress_tokens`` the caller or the generation config gives.
+        """
+        config = kwargs.get("generation_config") or self.generation_config
+        given = kwargs.get("suppress_tokens")
+        if given is None:
+            given = getattr(config, "suppress_tokens", None) or []
+        media_ids = (self.config.image_token_id, self.config.video_token_id, self.config.audio_token_id)
+        kwargs["suppress_tokens"] = sorted({*given, *media_ids})
+        return super().generate(*args, **kwargs)
+
     def prepare_inputs_for_generation(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """Media go to the model at prefill only; later steps read them from the KV cache."""
         inputs = super().prepare_inputs_for_generation(*args, **kwargs)
