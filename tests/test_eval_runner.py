@@ -143,6 +143,41 @@ def test_output_folder_of_another_run_is_refused(tmp_path, capsys):
     assert code == 2 and "boxes_frame" in capsys.readouterr().err
 
 
+def test_output_folder_of_other_test_data_is_refused(tmp_path, tiny_dir, capsys, count_generate):
+    """Same ids, other questions (POPE's popular vs adversarial): the old answers are not reused."""
+    flags = build_pope(tmp_path / "data")
+    out = str(tmp_path / "out")
+    argv = ["eval", "pope", "--model", tiny_dir, "--output", out, *MODEL_FLAGS]
+    assert run_eval([*argv, *flags]) == 0 and len(count_generate["conversations"]) == 3
+    adversarial = tmp_path / "data" / "coco_pope_adversarial.json"
+    popular = tmp_path / "data" / "coco_pope_popular.json"
+    popular.write_text(adversarial.read_text().replace("a dog", "a bird").replace("a cat", "a horse"))
+    other = [*flags[:1], str(popular), *flags[2:]]
+    assert run_eval([*argv, *other]) == 2
+    assert "other test data" in capsys.readouterr().err
+    assert len(count_generate["conversations"]) == 3  # nothing generated, nothing scored
+    # The same data resumes as before (nothing regenerated); --limit does not count as other data.
+    assert run_eval([*argv, *flags]) == 0 and run_eval([*argv, *flags, "--limit", "2"]) == 0
+    assert len(count_generate["conversations"]) == 3
+
+
+def test_empty_predictions_file_is_refused(tmp_path, capsys):
+    flags = build_refcoco(tmp_path / "data")
+    empty = tmp_path / "p.jsonl"
+    empty.write_text("")
+    assert run_eval(["eval", "rec", "--predictions", str(empty), "--output", str(tmp_path / "o"), *flags]) == 2
+    assert "holds no predictions" in capsys.readouterr().err
+
+
+def test_summary_lists_only_misses_in_the_miss_breakdown(tmp_path):
+    flags = build_refcoco(tmp_path / "data")
+    preds = write_predictions(tmp_path / "p.jsonl", {"0_100": "[0.1, 0.2, 0.4, 0.8]", "0_101": "no idea"})
+    out = tmp_path / "out"
+    run_eval(["eval", "rec", "--predictions", str(preds), "--output", str(out), *flags])
+    md = (out / "summary.md").read_text()
+    assert "- samples: 3, answered: 2, scored: 1, misses: 2 (no_prediction 1, unparsed 1)" in md
+
+
 # ================================================================ (b) model mode: REC
 def test_rec_model_mode_outputs_misses_and_resume(tmp_path, tiny_dir, count_generate):
     flags = build_refcoco(tmp_path / "data")
@@ -179,7 +214,8 @@ def test_model_mode_without_any_media_is_refused(tmp_path, tiny_dir, capsys):
     flags[flags.index("--images") + 1] = str(tmp_path / "nowhere")
     assert run_eval(["eval", "rec", "--model", tiny_dir, "--output", str(tmp_path / "o"), *flags,
                      *MODEL_FLAGS]) == 2
-    assert "none of the 3 rec samples has its media files" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "none of the 3 rec samples has its media files" in err and "check --images" in err
 
 
 def test_limit_then_full_run_keeps_and_reuses_records(tmp_path, tiny_dir, count_generate):

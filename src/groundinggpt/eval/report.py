@@ -35,10 +35,14 @@ def summary_markdown(summary: dict[str, Any], digits: int = 2) -> str:
         lines += [f"| {k} | {_fmt(v, digits)} |" for k, v in metrics.items()]
     else:
         lines.append(f"No metrics: {summary.get('note', 'no samples')}.")
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(summary.get("status_counts", {}).items()))
+    statuses = summary.get("status_counts", {})
+    missed = ", ".join(f"{k} {v}" for k, v in sorted(statuses.items()) if k not in ("ok", "not_judged"))
+    scored = f"scored: {statuses.get('ok', 0)}" + (f", not judged: {statuses['not_judged']}"
+                                                   if statuses.get("not_judged") else "")
     lines += [
         "",
-        f"- samples: {summary['n']}, answered: {summary['answered']}, misses: {summary['misses']} ({counts})",
+        f"- samples: {summary['n']}, answered: {summary['answered']}, {scored}, "
+        f"misses: {summary['misses']}" + (f" ({missed})" if missed else ""),
         f"- source: {summary['mode']} `{summary['source']}`",
     ]
     if summary.get("prompt"):

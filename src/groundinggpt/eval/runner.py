@@ -7,7 +7,8 @@ Output folder::
     summary.json        metrics, counts, the misses and the run's settings
     summary.md          the same as a markdown table
     examples.png        grounding tasks: predicted vs true boxes / spans
-    run.json            what produced the records (task, source, prompt, boxes frame)
+    run.json            what produced the records (task, source, prompt, boxes frame, and a
+                        digest of the test samples: another file's records are never reused)
 
 ``answer`` is the model's text with its boxes already in original-image coordinates
 (what :meth:`GroundingGPT.generate` returns), so a model run's ``predictions.jsonl``
@@ -20,6 +21,7 @@ Records of samples outside the current run (after ``--limit``) are kept in the f
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -96,6 +98,7 @@ def evaluate(
         settings = GenerationSettings()
     started = time.time()
     samples = task.load()
+    data = _samples_digest(samples)  # before --limit: a limited run resumes the same data
     if limit is not None:
         samples = samples[:limit]
     _check_unique(task, samples)
@@ -107,7 +110,7 @@ def evaluate(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _check_run(out, {"task": task.name, "mode": mode, "source": source, "prompt": template,
-                     "boxes_frame": boxes_frame})
+                     "boxes_frame": boxes_frame, "data": data})
     previous = _read_records(out / PREDICTIONS_FILE)
 
     extra: dict[str, Any] = {}
@@ -167,6 +170,21 @@ def _check_unique(task: Task, samples: list[Sample]) -> None:
         seen.add(s.id)
 
 
+def _samples_digest(samples: list[Sample]) -> str:
+    """A fingerprint of the test data: ids, questions, truths and media file names.
+
+    Two files with the same ids (a test set and its blind copy, POPE's random and
+    adversarial splits) differ here, so one's answers are never resumed as the other's.
+    Media are named by file name only: moving the media folder is not another test.
+    """
+    digest = hashlib.sha256()
+    for s in samples:
+        media = [(kind, os.path.basename(path)) for kind, path in s.media]
+        digest.update(json.dumps([s.id, media, s.fields, s.target, s.messages], sort_keys=True,
+                                 default=str).encode())
+    return digest.hexdigest()[:16]
+
+
 def _check_run(out: Path, run: dict[str, Any]) -> None:
     # Resuming mixes records of two runs; refuse when they would not be comparable.
     path = out / RUN_FILE
@@ -176,10 +194,14 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
         except json.JSONDecodeError:
             old = None
         if isinstance(old, dict):
-            for key in ("task", "mode", "source", "prompt", "boxes_frame"):
+            for key in ("task", "mode", "source", "prompt", "boxes_frame", "data"):
+                if key == "data" and key not in old:
+                    continue  # written before the digest was recorded
                 if old.get(key) != run[key]:
+                    what = "other test data (another file, split or content)" if key == "data" else \
+                        f"{key} {old.get(key)!r}, not {run[key]!r}"
                     raise InputError(
-                        f"{out} holds a run with {key} {old.get(key)!r}, not {run[key]!r}; "
+                        f"{out} holds a run with {what}; its answers would be reused for these samples: "
                         "choose another --output (or delete that folder)"
                     )
     path.write_text(json.dumps(run, indent=2) + "\n")
@@ -215,7 +237,7 @@ def _run_model(task, samples, template, model, settings, batch_size, previous, o
         # Not one file found: a wrong or forgotten media folder, not missing samples.
         raise InputError(
             f"none of the {len(samples)} {task.name} samples has its media files, e.g. "
-            f"{missing[0].missing_media()[0]}: check the media folder flags (--images/--videos/--audio)"
+            f"{missing[0].missing_media()[0]}: check {task.media_flags}"
         )
     records: dict[str, dict[str, Any]] = {}
     todo: list[Sample] = []
@@ -264,6 +286,9 @@ def _generate(model, conversations, settings):
 # ---- predictions mode ------------------------------------------------------------------
 def _score_predictions(task, samples, path, boxes_frame, previous, progress):
     answers = formats.predictions_by_id(formats.read_predictions(path))
+    if not answers and samples:
+        raise formats.FormatError(f"{path}: holds no predictions (expected one JSON line "
+                                  '{"id": ..., "answer": ...} per sample)')
     ids = {s.id for s in samples}
     unknown = [pid for pid in answers if pid not in ids]
     if answers and len(unknown) == len(answers):

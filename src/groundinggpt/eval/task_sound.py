@@ -13,6 +13,7 @@ class VGGSSTask(Task):
     """VGG-SS: the predicted box is rasterised on the 224×224 grid against the annotated boxes."""
 
     name = "vggss"
+    media_flags = "--images / --audio"
     help = "VGG-SS sound source localisation (cIoU@0.5, AUC)"
     grounding = "box"
     prompt_key = "sound_localization"

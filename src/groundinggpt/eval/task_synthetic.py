@@ -98,6 +98,7 @@ class SyntheticTask(Task):
     """Synthetic-world test sets: Acc@0.5 for boxes, R@1/mIoU for spans, accuracy for answers, per task."""
 
     name = "synthetic"
+    media_flags = "--root"
     help = "the synthetic world's test JSONL (ground truth in meta.box / meta.span / meta.answer)"
     grounding = "mixed"
     id_scheme = 'the record\'s "id" (else its 0-based line index)'

@@ -36,6 +36,7 @@ class CharadesSTATask(Task):
     """Charades-STA: R@1 at tIoU 0.3/0.5/0.7 and mIoU, spans compared in seconds."""
 
     name = "charades-sta"
+    media_flags = "--videos"
     help = "Charades-STA temporal grounding (R@1 IoU=0.3/0.5/0.7, mIoU)"
     grounding = "span"
     prompt_key = "temporal_grounding"
@@ -119,6 +120,7 @@ class VideoQATask(Task):
     """MSVD-QA / MSRVTT-QA / ActivityNet-QA, judged by a chat model (Video-ChatGPT protocol)."""
 
     name = "video-qa"
+    media_flags = "--videos"
     help = "MSVD-QA / MSRVTT-QA / ActivityNet-QA, GPT-judged accuracy and score"
     id_scheme = "the file's question_id (ActivityNet-QA shape) or id (MSVD/MSRVTT-QA shape)"
 

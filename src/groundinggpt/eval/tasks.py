@@ -94,6 +94,8 @@ class Task:
     id_scheme: ClassVar[str] = ""
     #: Decimals shown in summary.md (VGG-SS reports fractions, the others percent).
     metric_digits: ClassVar[int] = 2
+    #: The flag(s) that say where the media are (named when none is found).
+    media_flags: ClassVar[str] = "--images"
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
