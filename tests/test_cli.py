@@ -35,3 +35,22 @@ def test_console_script_bad_model_is_a_clear_error():
                           capture_output=True, text=True)
     assert proc.returncode != 0
     assert "expected tiny, groundinggpt-7b, groundinggpt-13b or a model folder" in proc.stderr
+
+
+def test_a_folder_that_is_no_model_is_one_line_not_a_traceback(tmp_path, capsys):
+    (tmp_path / "world").mkdir()
+    (tmp_path / "world" / "test_rec.jsonl").write_text("")
+    for argv in (["chat", "--model", str(tmp_path / "world")], ["info", "--model", str(tmp_path / "world")]):
+        try:
+            code = main(argv)
+        except SystemExit as e:  # info refuses through argparse-style SystemExit
+            code, err = 2, str(e)
+        else:
+            err = capsys.readouterr().err
+        assert code == 2, argv
+        assert "not a model folder (no config.json)" in err and "Traceback" not in err
+    # A config.json without weights: transformers' OSError, reported in one line.
+    (tmp_path / "world" / "config.json").write_text("{}")
+    code = main(["chat", "--model", str(tmp_path / "world")])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("groundinggpt chat: error:") and err.count("\n") == 1

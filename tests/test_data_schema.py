@@ -83,6 +83,7 @@ def test_read_jsonl_reports_file_and_line(tmp_path):
     errors = err.value.errors
     assert len(errors) == 2  # every line was checked, not just the first bad one
     assert errors[0].startswith(f"{path}:3: invalid JSON")
+    assert errors[0].endswith("at column 21)")  # the end of the cut line, where the value is missing
     assert errors[1] == f"{path}:4: field 'messages' must be a non-empty list"
 
 

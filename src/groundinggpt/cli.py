@@ -12,6 +12,8 @@ import importlib
 import os
 import sys
 
+from groundinggpt.errors import GroundingGPTError
+
 # Before anything imports torch: OpenMP threads that busy-wait between parallel regions
 # made CPU training steps 2-30x slower and erratic on a shared 2-core machine
 # (bench/train_throughput.py); sleeping waiters cost nothing measurable when idle.
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (GroundingGPTError, OSError) as e:
+        # A wrong path or a bad input file is the user's to fix: one line, not a traceback.
+        print(f"groundinggpt {args.command}: error: {e}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

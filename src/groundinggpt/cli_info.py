@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
         with torch.device("meta"):  # shapes only: no memory, no weights
             model = GroundingGPTForCausalLM(paper_config(args.model.rsplit("-", 1)[1]))
     elif Path(args.model).is_dir():
+        if not (Path(args.model) / "config.json").is_file():
+            raise SystemExit(f"--model {args.model}: not a model folder (no config.json)")
         model = GroundingGPTForCausalLM.from_pretrained(args.model, local_files_only=True)
     else:
         raise SystemExit(f"--model {args.model!r}: expected tiny, groundinggpt-7b, groundinggpt-13b or a model folder")

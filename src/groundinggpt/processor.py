@@ -23,7 +23,7 @@ Example:
     >>> from groundinggpt.presets import tiny_processor
     >>> proc = tiny_processor()
     >>> batch = proc([{"role": "user", "content": "Hi <image>!"}])
-    >>> int((batch["input_ids"] == proc.config.image_token_id).sum())   # typed text is not a placeholder
+    >>> int((batch["input_ids"] == proc.image_token_id).sum())   # typed text is not a placeholder
     0
 """
 

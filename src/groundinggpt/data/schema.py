@@ -233,7 +233,9 @@ def read_jsonl(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -
                     continue
                 where = f"{path}:{lineno}"
                 try:
-                    d = json.loads(line)
+                    # Without its newline: a line cut short is reported at its own end,
+                    # not at "column 1" of the next line.
+                    d = json.loads(line.rstrip("\r\n"))
                 except json.JSONDecodeError as e:
                     errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
                     continue
