@@ -107,6 +107,22 @@ def test_streaming_matches_non_streaming(client, server):
     assert json.loads(events[0][6:])["object"] == "chat.completion.chunk"
 
 
+def test_stream_usage_chunk_when_asked(client):
+    content = [IMAGE_PART, {"type": "text", "text": "Describe the image."}]
+    plain = ask(client, content, max_tokens=8)
+    chunks = list(ask(client, content, max_tokens=8, stream=True, stream_options={"include_usage": True}))
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.model_dump() == plain.usage.model_dump()  # the same counts as the plain answer
+    assert plain.usage.prompt_tokens > 16 and plain.usage.completion_tokens == 8  # 16: the image placeholders
+    assert chunks[-2].choices[0].finish_reason in ("stop", "length")
+    without = list(ask(client, content, max_tokens=8, stream=True))
+    assert all(c.choices for c in without) and all(c.usage is None for c in without)
+    with pytest.raises(openai.BadRequestError, match="only allowed with 'stream': true"):
+        ask(client, content, stream_options={"include_usage": True})
+    with pytest.raises(openai.BadRequestError, match="stream_options.include_usage"):
+        ask(client, content, stream=True, stream_options={"include_usage": "yes"})
+
+
 def test_sampling_settings_are_honoured(client):
     a = ask(client, "Tell me a story", temperature=1.5, top_p=0.9, seed=7, max_tokens=12).choices[0].message.content
     b = ask(client, "Tell me a story", temperature=1.5, top_p=0.9, seed=7, max_tokens=12).choices[0].message.content

@@ -75,6 +75,7 @@ class ChatRequest:
     settings: GenerationSettings
     stream: bool = False
     media_kinds: list[str] = field(default_factory=list)
+    include_usage: bool = False  # stream_options.include_usage: a last chunk with the token counts
 
 
 def _get(obj: Any, key: str, param: str, types: type | tuple[type, ...], default: Any = None) -> Any:
@@ -269,10 +270,14 @@ def parse_request(body: Any, resolver: MediaResolver, limits: Limits, engine: An
         raise APIError(400, "'logprobs' is not supported by this server", param="logprobs",
                        code="unsupported_parameter")
     stream = _get(body, "stream", "stream", bool, False)
-    _get(body, "stream_options", "stream_options", dict, {})  # accepted; usage is not reported (see server)
+    options = _get(body, "stream_options", "stream_options", dict, {})
+    if options and not stream:  # as OpenAI: the options only mean something for a stream
+        raise APIError(400, "'stream_options' is only allowed with 'stream': true", param="stream_options",
+                       code="invalid_value")
+    include_usage = _get(options, "include_usage", "stream_options.include_usage", bool, False)
     settings = parse_settings(body, limits)  # cheap checks before any media decoding
     messages, kinds = parse_messages(body.get("messages"), resolver, limits)
-    req = ChatRequest(messages, settings, stream, kinds)
+    req = ChatRequest(messages, settings, stream, kinds, include_usage)
     if engine is not None:
         given = body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None
         check_context(engine, req, given, limits)
@@ -322,3 +327,9 @@ def stream_chunk(req_id: str, model: str, created: int, delta: dict[str, Any],
 def final_chunk(req_id: str, model: str, created: int, output: GroundedOutput, finish_reason: str) -> dict[str, Any]:
     """The last chunk of a stream: the finish reason and the answer's ``grounding``."""
     return stream_chunk(req_id, model, created, {"grounding": grounding_of(output)}, finish_reason)
+
+
+def usage_chunk(req_id: str, model: str, created: int, output: GroundedOutput) -> dict[str, Any]:
+    """After the final chunk when ``stream_options.include_usage``: no choices, the token counts."""
+    return {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": None, "choices": [], "usage": usage_of(output)}

@@ -44,7 +44,8 @@ from typing import Any
 from ..errors import GroundingGPTError, MediaError
 from .errors import APIError, error_body
 from .media_sources import MediaResolver
-from .protocol import ChatRequest, Limits, completion_body, final_chunk, new_id, parse_request, stream_chunk
+from .protocol import (ChatRequest, Limits, completion_body, final_chunk, new_id, parse_request, stream_chunk,
+                       usage_chunk)
 from .worker import InferenceWorker, QueueFull
 
 log = logging.getLogger("groundinggpt.serve")
@@ -91,7 +92,8 @@ def _batch_info(future: Any) -> str:
     return f" wait={job.started - job.enqueued:.3f}s batch={job.batch_size}"
 
 
-async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, future: Any, worker: Any):
+async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, future: Any, worker: Any,
+                  include_usage: bool = False):
     """The SSE body of a streamed answer: role, pieces as they come, the rest, finish + grounding."""
     created = int(time.time())
     finished = False
@@ -120,6 +122,8 @@ async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, fu
     if rest:
         yield _sse(stream_chunk(req_id, model, created, {"content": rest}))
     yield _sse(final_chunk(req_id, model, created, output, output.finish_reason or "stop"))
+    if include_usage:
+        yield _sse(usage_chunk(req_id, model, created, output))
     yield "data: [DONE]\n\n"
 
 
@@ -228,7 +232,7 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             if first is _FINISHED:
                 await _answer(future, req_id)  # raises the request's 4xx / 500 if it failed
             info += _batch_info(future)
-            return StreamingResponse(_events(req_id, model_name, first, pieces, future, worker),
+            return StreamingResponse(_events(req_id, model_name, first, pieces, future, worker, req.include_usage),
                                      media_type="text/event-stream",
                                      headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         except APIError as e:
