@@ -293,6 +293,16 @@ def test_text_file(tmp_path):
     assert_media_error(text, str(text), "video")
 
 
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP", "BMP"])
+def test_a_still_image_is_not_a_video(tmp_path, fmt):
+    from PIL import Image
+
+    path = tmp_path / f"picture.{fmt.lower()}"
+    Image.new("RGB", (32, 24), (200, 30, 30)).save(path, fmt)
+    assert_media_error(path, str(path), "still image")
+    assert_media_error(path.read_bytes(), "<bytes>", "pass it as an image")
+
+
 def test_audio_only_files(tmp_path):
     wav = tmp_path / "speech.wav"
     with wave.open(str(wav), "wb") as handle:

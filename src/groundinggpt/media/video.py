@@ -399,6 +399,13 @@ def _video_stream(container: av.container.InputContainer, name: str) -> av.video
         raise MediaError(
             f"{name}: expected a video, got a text file (FFmpeg format {container.format.name!r})"
         )
+    if container.format.name.endswith("_pipe") or container.format.name == "image2":
+        # FFmpeg also "plays" a single picture (png_pipe, jpeg_pipe ...) as a one-frame
+        # video: an image sent in the video slot would get an answer about a 0.04 s clip.
+        raise MediaError(
+            f"{name}: expected a video, got a still image (FFmpeg format {container.format.name!r}); "
+            "pass it as an image"
+        )
     return container.streams.video[0]
 
 
