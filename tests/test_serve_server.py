@@ -208,6 +208,10 @@ def test_bad_requests_get_4xx_with_openai_error_bodies(client, server, media_roo
     # a corrupt file under the root: named relative to the root, the root itself never shown
     e = bad(client, 400, "invalid_media", url_part("image", "broken.png"))
     assert "<media_root>/broken.png" in e["message"] and str(media_root) not in e["message"]
+    # named in the request's terms, as the parsing errors are
+    assert e["param"] == "messages[0].content[0]" and e["message"].startswith("messages[0].content[0]: ")
+    e = bad(client, 400, "invalid_media", [{"type": "text", "text": "first"}, *url_part("image", "broken.png")])
+    assert e["param"] == "messages[0].content[1]" and "conversation" not in e["message"]
     assert ask(client, url_part("image", "scene.png")).choices[0].message.grounding["image_size"] == [96, 64]
     bad(client, 400, "invalid_messages", [IMAGE_PART, IMAGE_PART, {"type": "text", "text": "two images?"}])
     # limits on media: pixels from the header, seconds from the container
