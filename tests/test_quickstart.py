@@ -65,6 +65,12 @@ def test_fast_quickstart_writes_report_model_and_examples(fast_run):
     assert (out / "metrics.png").stat().st_size > 0 and "![metrics](metrics.png)" in text
     image = report["how_to"][0].split("--image ")[1].split()[0]
     assert Path(image).is_file() and image.endswith(".png")
+    # report.md's commands work from any folder; the console's are the same files, seen from here
+    model = report["how_to"][0].split("--model ")[1].split()[0]
+    assert Path(image).is_absolute() and Path(model).is_absolute() and (Path(model) / "config.json").is_file()
+    assert f"--model {model} " in text
+    shown = report["summary_text"].split("groundinggpt chat --model ")[1].split()[0]
+    assert Path(shown).resolve() == Path(model)
 
 
 def test_stages_follow_the_paper_freeze_plan(fast_run):

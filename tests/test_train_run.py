@@ -171,6 +171,15 @@ def test_missing_image_is_skipped_and_reported(toy, tmp_path):
     assert not (tmp_path / "strict" / "model.safetensors").exists()
 
 
+def test_resume_into_a_new_folder_starts_quietly(toy, tmp_path, capsys):
+    run_stage(toy, tmp_path / "new", stage=1, media_root=str(toy.parent), resume=True)
+    assert "no complete checkpoint" not in capsys.readouterr().err  # nothing was there to resume
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "notes.txt").write_text("an earlier run died before its first checkpoint")
+    run_stage(toy, tmp_path / "half", stage=1, media_root=str(toy.parent), resume=True)
+    assert "--resume: no complete checkpoint in" in capsys.readouterr().err
+
+
 def test_cli_errors_before_training(toy, tmp_path, capsys):
     from groundinggpt.cli import main
 

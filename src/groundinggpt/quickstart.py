@@ -451,16 +451,23 @@ def _display_path(path: Path) -> str:
     return str(path.resolve()) if rel.startswith("..") else rel
 
 
-def _example_question(out: Path) -> tuple[str, str]:
+def _example_question(out: Path) -> tuple[Path | None, str]:
     """A held-out REC image of this run and its expression (for a copy-pasteable chat command)."""
     test = out / "world" / TESTS["rec"][0]
     try:
         with test.open(encoding="utf-8") as f:
             first = json.loads(f.readline())
         image = next(p["image"] for p in first["messages"][0]["content"] if p.get("type") == "image")
-        return _display_path(out / "world" / image), first["meta"]["expression"]
+        return (out / "world" / image).resolve(), first["meta"]["expression"]
     except (OSError, ValueError, StopIteration, KeyError, TypeError):
-        return "PICTURE.png", "the red circle"
+        return None, "the red circle"
+
+
+def _commands(out: Path, shown: Callable[[Path], str]) -> list[str]:
+    """How to use the final model, with paths as ``shown`` writes them."""
+    image, expression = _example_question(out)
+    return _how_to(shown((out / "models" / "stage3").resolve()), shown(image) if image else "PICTURE.png",
+                   expression)
 
 
 def _how_to(model: str, image: str = "PICTURE.png", expression: str = "the red circle") -> list[str]:
@@ -571,12 +578,12 @@ def write_report(out: Path, state: dict[str, Any], *, ablation: str | None = Non
             "rec_stage1_coarse_plus_fine": _metric(fine.get("with_media"), TESTS["rec"][1]),
             "stage1_coarse_plus_fine": phases.get("ablation-stage1", {}).get("info"),
         }
-    model_rel = _display_path(out / "models" / "stage3")
-    report["how_to"] = _how_to(model_rel, *_example_question(out))
+    # The report may be read from anywhere: absolute paths. The console: from here.
+    report["how_to"] = _commands(out, str)
     report["metrics_plot"] = plot_metrics(report, out / "metrics.png").name
     lines = _report_markdown(report)
     (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = _summary_text(report)
+    summary = _summary_text(report, _commands(out, _display_path))
     report["summary_text"] = summary
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     return report
@@ -641,7 +648,7 @@ def _report_markdown(r: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _summary_text(r: dict[str, Any]) -> str:
+def _summary_text(r: dict[str, Any], how_to: list[str]) -> str:
     rows = [f"quickstart finished: {r['total_seconds'] / 60:.1f} min; report: {Path(r['folder']) / 'report.md'}"]
     for name, m in r["metrics"].items():
         rows.append(f"  {m['metric']:<28} {_fmt(m['value']):>8}   (no media {_fmt(m['without_media'])}, "
@@ -653,7 +660,7 @@ def _summary_text(r: dict[str, Any]) -> str:
         rows.append(f"  ablation REC: stage 1 coarse only {_fmt(a['rec_stage1_coarse_only'])}, "
                     f"coarse + fine {_fmt(a['rec_stage1_coarse_plus_fine'])}")
     rows.append("chat with it / serve it:")
-    rows += ["  " + h for h in r["how_to"]]
+    rows += ["  " + h for h in how_to]
     return "\n".join(rows)
 
 

@@ -284,7 +284,8 @@ def train(config: TrainConfig) -> Path:
         raise RecipeError(f"{output} already holds checkpoints: pass --resume to continue that run, "
                           "or choose another --output")
     args = make_training_arguments(config)  # also sets up torch.distributed under torchrun
-    if config.resume and resume_from is None:
+    if config.resume and resume_from is None and output.is_dir() and any(output.iterdir()):
+        # Worth saying only where something was there to resume; a new folder just starts.
         _say(args, f"--resume: no complete checkpoint in {output}; starting from the beginning")
     # The Trainer seeds again in its constructor; this one makes the model build (tiny's
     # random init, LoRA's A matrices) reproducible too.
