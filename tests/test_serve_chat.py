@@ -84,6 +84,16 @@ def test_errors_and_commands_never_end_the_loop(engine, tmp_path):
     assert text.count("gpt> ") == 1 and s.media == {}
 
 
+def test_save_says_what_it_can_write(engine, tmp_path, image_path):
+    s = ChatSession(engine, max_new_tokens=3)
+    text = run_script(s, f"/image {image_path}", f"/save {tmp_path / 'chat.json'}",
+                      f"/save {tmp_path / 'nodir' / 'x.png'}", f"/save {tmp_path / 'ok.jpg'}")
+    assert ".json is not a picture format this can write; use .png or .jpg" in text
+    assert f"the folder {tmp_path / 'nodir'} does not exist" in text
+    assert f"saved {tmp_path / 'ok.jpg'}" in text and (tmp_path / "ok.jpg").stat().st_size > 0
+    assert not (tmp_path / "chat.json").exists()
+
+
 def test_cli_uses_its_media_flags_in_a_real_process(tmp_path, image_path, audio_path):
     model = save_model(tmp_path / "model")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -24,6 +24,7 @@ import argparse
 import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import GroundingGPTError
@@ -151,8 +152,17 @@ class ChatSession:
 
     def save(self, path: str) -> str:
         """Save the image with the last answer's boxes, or the video's timeline."""
+        from PIL import Image
+
         from .draw import draw_grounding, draw_timeline
 
+        target = Path(path).expanduser()
+        formats = Image.registered_extensions()
+        if formats.get(target.suffix.lower()) not in Image.SAVE:
+            return (f"cannot save to {path}: {target.suffix or 'no extension'} is not a picture format "
+                    "this can write; use .png or .jpg")
+        if not target.parent.is_dir():
+            return f"cannot save to {path}: the folder {target.parent} does not exist"
         out = self.last_output
         if "image" in self.media:
             from ..media.image import load_image  # same EXIF handling as the model's input
@@ -160,12 +170,12 @@ class ChatSession:
             image = load_image(self.media["image"])
             if out is not None:
                 image = draw_grounding(image, out)
-            image.save(path)
+            image.save(target)
             n = len(out.boxes) if out is not None else 0
             return f"saved {path} ({n} box{'es' if n != 1 else ''})"
         if out is not None and out.spans_seconds:
             labels = [e.phrase for e in out.entities if e.span is not None]
-            draw_timeline(out.spans_seconds, out.duration, labels).save(path)
+            draw_timeline(out.spans_seconds, out.duration, labels).save(target)
             return f"saved {path} (timeline of {len(out.spans_seconds)} span(s))"
         return "nothing to save: attach an image (/image PATH) or get an answer with time spans first"
 
