@@ -90,6 +90,30 @@ def test_files_counts_and_schema(world):
     assert WorldManifest.load(world.root).tasks == world.tasks
 
 
+def test_command_line_never_mixes_worlds(tmp_path, capsys):
+    from groundinggpt.data.synthetic.cli import main
+
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "file.txt").write_text("mine")
+    with pytest.raises(SystemExit, match="holds no synthetic world"):
+        main([str(foreign), "--scale", "0.002", "--quiet"])
+    assert sorted(p.name for p in foreign.iterdir()) == ["file.txt"]
+
+    world = tmp_path / "world"
+    assert main([str(world), "--scale", "0.004", "--quiet"]) == 0
+    before = {p.relative_to(world) for p in world.rglob("*.png")}
+    with pytest.raises(SystemExit, match="pass --overwrite"):
+        main([str(world), "--scale", "0.002", "--seed", "1", "--quiet"])
+    (world / "README.txt").write_text("the user's own file")
+    assert main([str(world), "--scale", "0.002", "--seed", "1", "--quiet", "--overwrite"]) == 0
+    after = {p.relative_to(world) for p in world.rglob("*.png")}
+    assert len(after) < len(before)  # the smaller world left no stale media behind
+    assert json.loads((world / "manifest.json").read_text())["seed"] == 1
+    assert (world / "README.txt").read_text() == "the user's own file"
+    capsys.readouterr()
+
+
 def test_command_line(tmp_path, capsys):
     from groundinggpt.data.synthetic.cli import main
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+from pathlib import Path
 
 from .generate import DEFAULT_SIZES, blind_baselines, generate_world
 
@@ -26,7 +28,9 @@ def _count(text: str) -> tuple[str, str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", help="output folder (use an empty one)")
+    parser.add_argument("root", help="output folder: new or empty (or an earlier world, with --overwrite)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the world already in ROOT (its media and files; nothing else is touched)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=_size, action="append", metavar="WxH",
                         help="image size; repeat to draw from several (default 64x64)")
@@ -42,7 +46,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _prepare_root(root: Path, overwrite: bool) -> None:
+    """New or empty: fine. An earlier world: replaced with ``overwrite`` (so no stale media
+    are left behind when counts shrink). Anything else: refused, never written into."""
+    if not root.exists() or (root.is_dir() and not any(root.iterdir())):
+        return
+    manifest = root / "manifest.json"
+    if not root.is_dir() or not manifest.is_file():
+        raise SystemExit(f"{root} is not empty and holds no synthetic world (no manifest.json): "
+                         "choose a new or empty folder")
+    if not overwrite:
+        raise SystemExit(f"{root} already holds a synthetic world: pass --overwrite to replace it, "
+                         "or choose another folder")
+    try:
+        written = json.loads(manifest.read_text(encoding="utf-8")).get("files", {})
+    except (ValueError, AttributeError):
+        written = {}
+    for name in [*written, "baselines.json"]:
+        (root / name).unlink(missing_ok=True)
+    shutil.rmtree(root / "media", ignore_errors=True)
+    manifest.unlink()
+
+
 def run(args: argparse.Namespace) -> int:
+    _prepare_root(Path(args.root), args.overwrite)
     sizes = {g: {f: round(n * args.scale) for f, n in fams.items()} for g, fams in DEFAULT_SIZES.items()}
     for group, family, n in args.set:
         sizes.setdefault(group, {})[family] = n
