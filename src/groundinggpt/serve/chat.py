@@ -276,9 +276,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 256) -> None:
-    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="answer length limit in tokens")
+    p.add_argument("--max-new-tokens", type=int, default=max_new_tokens, help="answer length limit in tokens (default: %(default)s)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (with --temperature > 0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (with --temperature > 0; default: %(default)s)")
     p.add_argument("--seed", type=int, default=None, help="seed for sampling")
 
 

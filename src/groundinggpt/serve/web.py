@@ -189,6 +189,6 @@ def register(sub: Any) -> None:
     p = sub.add_parser("web", help="Gradio page: upload media, chat, see boxes and time spans")
     p.add_argument("--model", required=True, help="a model folder (or 'tiny' for a random-init demo)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
-    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     add_generation_args(p)
     p.set_defaults(func=run)
