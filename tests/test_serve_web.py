@@ -156,3 +156,22 @@ def test_closing_the_stream_stops_the_answer():
     assert first[0][-1]["content"].startswith("w0")
     stream.close()  # what Gradio does when the page goes away
     assert seen.wait(10)
+
+
+def test_an_upload_gradio_cannot_read_is_reported_with_its_reason(scripted, tmp_path):
+    """A corrupt image fails in Gradio's own preprocessing, before our handler: the client
+    must still learn why (``show_error``), not just "the upstream app raised an exception"."""
+    gradio_client = pytest.importorskip("gradio_client")
+    from groundinggpt.serve.web import build_demo, launch
+
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    demo = build_demo(scripted, max_new_tokens=4)
+    port = free_port()
+    launch(demo, "127.0.0.1", port, block=False)
+    try:
+        client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
+        with pytest.raises(Exception, match="cannot identify image file"):
+            client.predict("Where?", gradio_client.handle_file(str(corrupt)), None, None, api_name="/on_send")
+    finally:
+        demo.close()

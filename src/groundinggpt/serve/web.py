@@ -171,9 +171,13 @@ def build_demo(engine: Any, max_new_tokens: int = 256, temperature: float = 0.0,
 
 
 def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, block: bool = True) -> Any:
-    """Serve ``demo`` locally (no share link, no server-side rendering process)."""
+    """Serve ``demo`` locally (no share link, no server-side rendering process).
+
+    ``show_error``: an upload Gradio itself cannot read (a corrupt image fails in its
+    preprocessing, before our handler) is reported with its reason, not a bare "Error".
+    """
     return demo.queue().launch(server_name=host, server_port=port, share=False, ssr_mode=False,
-                               prevent_thread_lock=not block, quiet=not block)
+                               prevent_thread_lock=not block, quiet=not block, show_error=True)
 
 
 def run(args: argparse.Namespace) -> int:
