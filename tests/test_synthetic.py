@@ -419,3 +419,13 @@ def test_constant_baselines_pick_the_best_constant():
     assert keyed.test_accuracy == 100.0
     s = best_constant_span([[0.0, 0.3]] * 3 + [[0.6, 1.0]], [[0.0, 0.3], [0.6, 1.0]])
     assert s.train_accuracy == 75.0 and s.test_accuracy == 50.0 and s.constant[1] <= 0.6
+
+
+def test_constant_box_is_one_a_model_could_answer():
+    """Few, scattered training boxes tie; the first best grid box used to stick out of the image
+    ([-0.05, 0.1, 0.25, 0.4] here), though answers are always clipped to it."""
+    boxes = [[0.05, 0.1, 0.35, 0.4], [0.6, 0.6, 0.95, 0.95], [0.6, 0.05, 0.9, 0.3], [0.1, 0.6, 0.3, 0.9]]
+    r = best_constant_box(boxes, boxes)
+    x1, y1, x2, y2 = r.constant
+    assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
+    assert r.train_accuracy == 25.0  # still a best constant: one box of four

@@ -67,6 +67,9 @@ def _box_candidates(train: np.ndarray) -> np.ndarray:
     cx, cy, k = np.meshgrid(centres, centres, np.arange(len(sizes)), indexing="ij")
     w, h = sizes[k.ravel(), 0], sizes[k.ravel(), 1]
     grid = np.stack([cx.ravel() - w / 2, cy.ravel() - h / 2, cx.ravel() + w / 2, cy.ravel() + h / 2], axis=1)
+    # Only boxes a model could answer: the parser clips every answer to the image.
+    grid = np.unique(np.clip(grid, 0.0, 1.0), axis=0)
+    grid = grid[(grid[:, 2] > grid[:, 0]) & (grid[:, 3] > grid[:, 1])]
     step = max(1, len(train) // 500)
     return np.concatenate([grid, train[::step]])
 
