@@ -366,7 +366,7 @@ def test_stereo_is_averaged_to_mono(tmp_path):
 
 def test_integer_pcm_arrays_are_scaled():
     pcm = np.array([0, 16384, -32768, 32767], dtype=np.int16)
-    out = load_audio((np.tile(pcm, 10), 16000)).waveform.numpy()
+    out = load_audio((np.tile(pcm, 100), 16000)).waveform.numpy()
     np.testing.assert_allclose(out[:4], [0.0, 0.5, -1.0, 32767 / 32768])
 
 
@@ -430,13 +430,33 @@ def test_other_bad_sources_raise_media_error():
         load_audio(12345)  # type: ignore[arg-type]
 
 
-def test_short_audio_is_fine():
+def test_short_audio_is_fine_but_not_shorter_than_one_window():
     out = preprocess_audio((noisy_tone(0.1), 16000))
     assert out.input_features.shape == (3, 1, 128, 204)
-    # Shorter than one 25 ms frame: no frames at all, everything is padding.
-    tiny = preprocess_audio((np.full(100, 0.1, dtype=np.float32), TARGET_SAMPLE_RATE))
-    feats = tiny.input_features
-    torch.testing.assert_close(feats, torch.full_like(feats, PAD_VALUE), rtol=0, atol=1e-6)
+    one_window = preprocess_audio((noisy_tone(0.025), 16000)).input_features
+    assert not torch.allclose(one_window, torch.full_like(one_window, PAD_VALUE))
+    # Shorter than one 25 ms window there would be no frame at all, only padding: refused.
+    with pytest.raises(MediaError, match=r"6.2 ms of audio; expected at least 25 ms"):
+        preprocess_audio((np.full(100, 0.1, dtype=np.float32), TARGET_SAMPLE_RATE))
+
+
+def test_decoded_files_with_nan_or_absurd_rates_are_refused(tmp_path):
+    nan = tmp_path / "nan.wav"
+    sf.write(nan, np.full(32000, np.nan, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(MediaError, match=f"{nan}: samples contain NaN or infinite values"):
+        load_audio(nan)
+    inf = tone(440, 1.0, 16000).astype(np.float32)
+    inf[100] = np.inf
+    buf = io.BytesIO()
+    sf.write(buf, inf, 16000, format="WAV", subtype="FLOAT")
+    with pytest.raises(MediaError, match="<bytes>: samples contain NaN"):
+        load_audio(buf.getvalue())
+    # A 10 kB file whose header says 1 Hz: 5000 s, 16,000x the samples once resampled.
+    slow = tmp_path / "rate1.wav"
+    sf.write(slow, (np.sin(np.arange(5000)) * 1e4).astype(np.int16), 1, subtype="PCM_16")
+    with pytest.raises(MediaError, match="sample rate 1 Hz; expected at least 4000 Hz"):
+        load_audio(slow)
+    assert load_audio((tone(440, 0.5, 8000), 8000)).sample_rate == TARGET_SAMPLE_RATE  # telephone rate: fine
 
 
 def test_file_with_latin1_metadata_loads(tmp_path):

@@ -57,6 +57,11 @@ AUDIO_MEAN = -4.268
 AUDIO_STD = 9.138
 #: ImageBind's audio sampling rate.
 TARGET_SAMPLE_RATE = 16000
+#: Lowest source rate accepted. Recordings use 8 kHz and up; a header claiming a few Hz
+#: would make resampling to 16 kHz multiply the samples (and the memory) by thousands.
+MIN_SAMPLE_RATE = 4000
+#: Shortest audio accepted: one 25 ms fbank window; less would be pure padding.
+MIN_SECONDS = 0.025
 
 _EXPECTED = "a WAV/FLAC/OGG/MP3/M4A/AAC file or a video file with an audio track"
 
@@ -405,6 +410,15 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
 
     if mono.numel() == 0:
         raise MediaError(f"{name}: contains no audio samples (length 0); expected at least one sample")
+    # Decoded files are checked here, not only arrays: a float WAV can hold NaN, which would
+    # flow into the features and turn a training run's weights into NaN.
+    if not bool(torch.isfinite(mono).all()):
+        raise MediaError(f"{name}: samples contain NaN or infinite values; expected finite audio samples")
+    if rate < MIN_SAMPLE_RATE:
+        raise MediaError(f"{name}: sample rate {rate} Hz; expected at least {MIN_SAMPLE_RATE} Hz")
+    if mono.numel() / rate < MIN_SECONDS:
+        raise MediaError(f"{name}: {1000 * mono.numel() / rate:.1f} ms of audio; expected at least "
+                         f"{1000 * MIN_SECONDS:.0f} ms (one fbank window)")
     if sample_rate is not None and sample_rate != rate:
         mono = resample_waveform(mono, rate, sample_rate)
         rate = sample_rate
