@@ -146,3 +146,33 @@ def test_llava_style_square_boxes_are_converted(tmp_path):
     assert back.as_list() == pytest.approx(original.as_list(), abs=1e-3)
     with pytest.raises(ValueError, match="media_root"):
         from_llava_style(rec, boxes_frame="square")
+
+
+@pytest.mark.parametrize("answer, shown", [
+    ("the red box[12, 30, 55, 60]", "box [12, 30, 55, 60]"),            # pixels, not relative
+    ("[0.2, 0.3, 1.5, 0.9]", "box [0.2, 0.3, 1.5, 0.9]"),               # outside the image
+    ("[-0.2, 0.3, 0.5, 0.9]", "box [-0.2, 0.3, 0.5, 0.9]"),
+    ("[0.8, 0.3, 0.2, 0.9]", "box [0.8, 0.3, 0.2, 0.9]"),               # x1 > x2
+    ("[0.2, 0.3, 0.2, 0.9]", "box [0.2, 0.3, 0.2, 0.9]"),               # no width
+    ("it happens at {0.80, 0.20}.", "span {0.80, 0.20}"),               # t1 > t2
+    ("it happens at {12.5, 30}.", "span {12.5, 30}"),                   # seconds, not fractions
+])
+def test_coordinates_in_data_must_be_valid_as_written(answer, shown):
+    d = rec_sample()
+    d["messages"][1]["content"] = answer
+    with pytest.raises(DataError) as err:
+        Sample.from_dict(d, "train.jsonl:3")
+    message = str(err.value)
+    assert message.startswith("train.jsonl:3: field 'messages[1].content' holds " + shown), message
+    assert "not pixels" in message
+    # in a list of parts, and in the user's question, the same
+    d = rec_sample()
+    d["messages"][0]["content"][1]["text"] = f"What is in {answer}?"
+    with pytest.raises(DataError, match=r"messages\[0\]\.content\[1\]\.text"):
+        Sample.from_dict(d, "train.jsonl:3")
+
+
+def test_valid_edge_coordinates_pass():
+    d = rec_sample()
+    d["messages"][1]["content"] = "the box[0, 0, 1, 1] from {0.0, 1.0} and an instant {0.5, 0.5}"
+    assert Sample.from_dict(d).messages[1]["content"].startswith("the box[0, 0, 1, 1]")

@@ -31,6 +31,7 @@ __all__ = [
     "Box", "Span", "GroundedEntity", "format_box", "format_span", "parse_boxes",
     "parse_spans", "parse_grounding", "original_to_square", "square_to_original",
     "span_to_seconds", "seconds_to_span", "box_iou", "temporal_iou", "replace_boxes",
+    "invalid_coordinates",
 ]
 
 
@@ -206,6 +207,31 @@ def parse_spans(text: str) -> list[Span]:
     """Return every well-formed ``{t1, t2}`` span in ``text``, clipped and normalised."""
     _check_text(text)
     return [_span_of(m) for m in _SPAN_RE.finditer(text)]
+
+
+def invalid_coordinates(text: str) -> list[str]:
+    """The boxes and spans in ``text`` that are not valid relative coordinates.
+
+    Model *output* is parsed tolerantly (clipped, corners swapped); training *data* must
+    be right as written, or the model learns clipped or swapped labels in silence. A valid
+    box has ``0 <= x1 < x2 <= 1`` and ``0 <= y1 < y2 <= 1``; a valid span ``0 <= t1 <= t2 <= 1``.
+
+    >>> invalid_coordinates("the cat[0.1, 0.2, 0.5, 0.9] sleeps {0.2, 0.4}")
+    []
+    >>> invalid_coordinates("the cat[12, 30, 55, 60] at {0.8, 0.2}")
+    ['box [12, 30, 55, 60]', 'span {0.8, 0.2}']
+    """
+    _check_text(text)
+    bad = []
+    for m in _BOX_RE.finditer(text):
+        x1, y1, x2, y2 = (float(g) for g in m.groups())
+        if not (0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0):
+            bad.append((m.start(), f"box {m.group(0).strip()}"))
+    for m in _SPAN_RE.finditer(text):
+        t1, t2 = (float(g) for g in m.groups())
+        if not 0.0 <= t1 <= t2 <= 1.0:
+            bad.append((m.start(), f"span {m.group(0).strip()}"))
+    return [what for _, what in sorted(bad)]
 
 
 def _words(segment: str) -> list[str]:

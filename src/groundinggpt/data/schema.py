@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..grounding import invalid_coordinates
 
 __all__ = [
     "DataError", "Sample", "KNOWN_TASKS", "MEDIA_KINDS", "read_jsonl", "write_jsonl", "from_llava_style",
@@ -74,6 +75,15 @@ def _fail(where: str, field_name: str, expected: str) -> DataError:
     return DataError(f"{where}: field {field_name!r} {expected}")
 
 
+def _check_coordinates(text: str, where: str, name: str) -> None:
+    bad = invalid_coordinates(text)
+    if bad:
+        raise _fail(where, name, f"holds {', '.join(bad[:3])}: boxes must be [x1, y1, x2, y2] with "
+                                 "0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 (relative to the original image, "
+                                 "not pixels), spans {t1, t2} with 0 <= t1 <= t2 <= 1 (fractions of the "
+                                 "duration); the processor reads any such bracket as coordinates")
+
+
 def _validate_part(part: Any, where: str, name: str, role: str) -> dict[str, Any]:
     if not isinstance(part, dict):
         raise _fail(where, name, f"must be an object (a content part), got {type(part).__name__}")
@@ -81,6 +91,7 @@ def _validate_part(part: Any, where: str, name: str, role: str) -> dict[str, Any
     if kind == "text":
         if not isinstance(part.get("text"), str):
             raise _fail(where, f"{name}.text", "must be a string")
+        _check_coordinates(part["text"], where, f"{name}.text")
         return part
     if kind in MEDIA_KINDS:
         if role != "user":
@@ -106,6 +117,7 @@ def _validate_messages(messages: Any, where: str) -> list[dict[str, Any]]:
             raise _fail(where, f"{name}.role", "is 'system', but a system message may only come first")
         content = message.get("content")
         if isinstance(content, str):
+            _check_coordinates(content, where, f"{name}.content")
             continue
         if not isinstance(content, list):
             raise _fail(where, f"{name}.content", f"must be a string or a list of parts, got {type(content).__name__}")
