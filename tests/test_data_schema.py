@@ -176,3 +176,23 @@ def test_valid_edge_coordinates_pass():
     d = rec_sample()
     d["messages"][1]["content"] = "the box[0, 0, 1, 1] from {0.0, 1.0} and an instant {0.5, 0.5}"
     assert Sample.from_dict(d).messages[1]["content"].startswith("the box[0, 0, 1, 1]")
+
+
+def test_non_utf8_and_lone_surrogates_are_reported_at_their_line(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    lines = [
+        b"\xef\xbb\xbf" + json.dumps(rec_sample(0)).encode(),                          # BOM: fine
+        json.dumps(rec_sample(1)).replace("red box", "caf\u00e9").encode("latin-1"),     # Latin-1
+        json.dumps(rec_sample(2)).replace("red box", "\\ud800 box").encode(),           # half a pair
+        json.dumps(rec_sample(3)).replace("red box", "\\ud83d\\ude00 box").encode(),    # a whole pair: fine
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    with pytest.raises(DataError) as err:
+        read_jsonl(path)
+    assert err.value.errors == [
+        f"{path}:2: not valid UTF-8 (byte 0xe9 at byte {lines[1].index(b'caf') + 4} of the line); "
+        "expected a UTF-8 text file",
+        f"{path}:3: holds a lone surrogate escape (such as \\ud800), which is not text; expected valid Unicode",
+    ]
+    path.write_bytes(lines[0] + b"\n" + lines[3] + b"\n")
+    assert [s.id for s in read_jsonl(path)] == ["rec-0", "rec-3"]

@@ -71,6 +71,19 @@ class DataError(InputError):
         self.errors = list(errors) if errors is not None else [message]
 
 
+# JSON may escape half of a UTF-16 pair ("\ud800"); Python decodes it into a str that
+# no tokenizer or UTF-8 writer accepts, so such a line would crash a run mid-way.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def _fail(where: str, field_name: str, expected: str) -> DataError:
     return DataError(f"{where}: field {field_name!r} {expected}")
 
@@ -238,18 +251,29 @@ def read_jsonl(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -
     for path in _as_paths(path_or_paths):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: data file not found")
-        # utf-8-sig: a byte-order mark some editors write would otherwise break line 1.
-        with path.open("r", encoding="utf-8-sig") as f:
-            for lineno, line in enumerate(f, start=1):
+        # Bytes, decoded line by line: a file that is not UTF-8 is reported at its line.
+        with path.open("rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                where = f"{path}:{lineno}"
+                try:
+                    # utf-8-sig on line 1: a byte-order mark some editors write.
+                    line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    errors.append(f"{where}: not valid UTF-8 (byte 0x{raw[e.start]:02x} at byte {e.start + 1} "
+                                  "of the line); expected a UTF-8 text file")
+                    continue
                 if not line.strip():
                     continue
-                where = f"{path}:{lineno}"
                 try:
                     # Without its newline: a line cut short is reported at its own end,
                     # not at "column 1" of the next line.
                     d = json.loads(line.rstrip("\r\n"))
                 except json.JSONDecodeError as e:
                     errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
+                    continue
+                if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(d):
+                    errors.append(f"{where}: holds a lone surrogate escape (such as \\ud800), which is not "
+                                  "text; expected valid Unicode")
                     continue
                 try:
                     sample = Sample.from_dict(d, where)
