@@ -263,3 +263,34 @@ def test_bad_preprocessing_arguments(wide_png):
         preprocess_image(path, mean=(0.5, 0.5))
     with pytest.raises(ValueError):
         preprocess_image(path, std=(0.5, 0.0, 0.5))
+
+
+def test_extreme_aspect_ratios_never_build_a_huge_canvas(monkeypatch):
+    """A 60000x1 image is 254 bytes as a PNG, but its padded square would be 10.8 GB."""
+    import groundinggpt.media.image as image_module
+
+    canvases = []
+    real_new = Image.new
+
+    def spy(mode, size, *args, **kwargs):
+        canvases.append(size)
+        return real_new(mode, size, *args, **kwargs)
+
+    monkeypatch.setattr(image_module.Image, "new", spy)
+    for size in ((60000, 1), (1, 60000)):
+        out = image_module.preprocess_image(real_new("RGB", size, (200, 30, 30)))
+        assert out.pixel_values.shape == (3, 336, 336) and out.original_size == size
+        cropped = image_module.preprocess_image(real_new("RGB", size, (200, 30, 30)), pad_to_square=False)
+        assert cropped.pixel_values.shape == (3, 336, 336)
+    assert canvases and max(max(s) for s in canvases) <= image_module.MAX_PADDED_SIDE
+
+
+def test_large_images_shrunk_before_padding_match_the_direct_pipeline():
+    from groundinggpt.media.image import expand_to_square, mean_to_fill, preprocess_image
+
+    rng = np.random.default_rng(0)
+    big = Image.fromarray(rng.integers(0, 255, (300, 6000, 3), dtype=np.uint8).repeat(4, 0))  # 6000x1200
+    direct = expand_to_square(big, mean_to_fill(CLIP_MEAN)).resize((336, 336), Image.Resampling.BICUBIC)
+    ours = preprocess_image(big).pixel_values
+    want = preprocess_image(direct).pixel_values  # a 336 square: no further change
+    assert (ours - want).abs().mean() < 0.05  # resampling twice vs once: close, not bit-equal

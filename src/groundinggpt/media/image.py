@@ -291,6 +291,36 @@ def expand_to_square(image: Image.Image, fill: Sequence[int] | int) -> Image.Ima
     return canvas
 
 
+#: Longest side an image is padded at. The padded square is ``max(w, h)`` on a side: a
+#: 60000x1 image (254 bytes, far under any pixel limit) would make a 10.8 GB canvas.
+#: Larger images are first shrunk to this side; the square is resized to ``size`` anyway.
+MAX_PADDED_SIDE = 4096
+#: Widest aspect ratio kept before the shortest-edge resize (which would otherwise scale
+#: the long side by the same factor); the centre crop only keeps the middle square.
+_MAX_CROP_ASPECT = 4
+
+
+def _bounded_for_padding(image: Image.Image, side: int) -> Image.Image:
+    width, height = image.size
+    if max(width, height) <= side:
+        return image  # every usual image: untouched, so results match LLaVA's pipeline exactly
+    scale = side / max(width, height)
+    return image.resize((max(1, round(width * scale)), max(1, round(height * scale))), Image.Resampling.BICUBIC)
+
+
+def _bounded_for_cropping(image: Image.Image) -> Image.Image:
+    width, height = image.size
+    short = min(width, height)
+    if max(width, height) <= _MAX_CROP_ASPECT * short:
+        return image
+    keep = _MAX_CROP_ASPECT * short  # the centred band the crop is taken from
+    if width > height:
+        left = (width - keep) // 2
+        return image.crop((left, 0, left + keep, height))
+    top = (height - keep) // 2
+    return image.crop((0, top, width, top + keep))
+
+
 def resize_for_clip(
     image: Image.Image,
     size: int = DEFAULT_IMAGE_SIZE,
@@ -311,8 +341,10 @@ def resize_for_clip(
     """
     _check_size(size)
     if pad_to_square:
+        image = _bounded_for_padding(image, max(size, MAX_PADDED_SIDE))
         square = expand_to_square(image, mean_to_fill(mean))
         return square.resize((size, size), Image.Resampling.BICUBIC)
+    image = _bounded_for_cropping(image)
     width, height = image.size
     # Same rounding as transformers' get_resize_output_image_size (int()).
     if width <= height:
