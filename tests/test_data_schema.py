@@ -196,3 +196,19 @@ def test_non_utf8_and_lone_surrogates_are_reported_at_their_line(tmp_path):
     ]
     path.write_bytes(lines[0] + b"\n" + lines[3] + b"\n")
     assert [s.id for s in read_jsonl(path)] == ["rec-0", "rec-3"]
+
+
+def test_llava_style_marker_in_a_later_turn_moves_to_the_first():
+    s = from_llava_style({"id": "a", "image": "dog.jpg", "conversations": [
+        {"from": "human", "value": "Where is the dog?"}, {"from": "gpt", "value": "the dog[0.100, 0.200, 0.500, 0.900]"},
+        {"from": "human", "value": "<image>\nAnd now?"}, {"from": "gpt", "value": "the dog[0.100, 0.200, 0.500, 0.900]"},
+    ]}, "r.json:0")
+    assert s.messages[0]["content"] == [{"type": "image", "image": "dog.jpg"},
+                                        {"type": "text", "text": "Where is the dog?"}]
+    assert s.messages[2]["content"] == [{"type": "text", "text": "And now?"}]
+    # so both answers are converted in the same (the image's) frame
+    only_marker = from_llava_style({"id": "b", "image": "dog.jpg", "conversations": [
+        {"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello"},
+        {"from": "human", "value": "<image>"}, {"from": "gpt", "value": "A dog."}]}, "r.json:1")
+    assert only_marker.messages[2]["content"] == [{"type": "text", "text": ""}]
+    assert only_marker.messages[0]["content"][0] == {"type": "image", "image": "dog.jpg"}

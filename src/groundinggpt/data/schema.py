@@ -419,6 +419,15 @@ def from_llava_style(
         else:
             messages.append({"role": role, "content": "".join(p["text"] for p in parts)})
 
+    # The authors' loader moves every marker to the first human turn; do the same, so that
+    # the answers before a later marker are not left in another frame than those after it.
+    users = [m for m in messages if m["role"] == "user"]
+    for later in users[1:]:
+        moved = [p for p in later["content"] if p["type"] != "text"]
+        if moved:
+            later["content"] = [p for p in later["content"] if p["type"] == "text"] or [{"type": "text", "text": ""}]
+            users[0]["content"][:0] = moved
+
     missing = [k for k, n in used.items() if n == 0]
     if missing:
         first_user = next((m for m in messages if m["role"] == "user"), None)
