@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from groundinggpt import GenerationSettings, GroundingGPT
+from groundinggpt.errors import InputError
 from groundinggpt.grounding import Box
 
 from conftest import make_image
@@ -109,3 +110,14 @@ def test_streamer_receives_the_answer(gg):
     assert "".join(pieces).strip().startswith(out.text[:3])
     with pytest.raises(ValueError, match="exactly one conversation"):
         gg.generate([[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]], streamer=streamer)
+
+
+def test_a_prompt_beyond_the_context_is_refused_before_generating(gg, monkeypatch):
+    calls = []
+    monkeypatch.setattr(gg.model, "generate", lambda *a, **k: calls.append(1))
+    context = gg.model.config.text_config.max_position_embeddings
+    short = [{"role": "user", "content": "Hello"}]
+    long = [{"role": "user", "content": "word " * (2 * context)}]
+    with pytest.raises(InputError, match=rf"conversation 1: the prompt is \d+ tokens, but this model's context is {context}"):
+        gg.generate([short, long], max_new_tokens=4)
+    assert calls == []  # refused before any generation

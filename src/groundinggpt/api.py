@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers import StoppingCriteriaList
 
+from .errors import InputError
 from .models import GroundingGPTForCausalLM
 from .processor import GroundedOutput, GroundingGPTProcessor
 from .prompts import EVAL_PROMPTS
@@ -84,6 +85,17 @@ class GroundingGPT:
         model = GroundingGPTForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, local_files_only=True)
         return cls(model, GroundingGPTProcessor.from_pretrained(path), device=device)
 
+    def _check_context(self, prompt_lengths: list[int]) -> None:
+        """A prompt longer than the LLM's context would run for minutes and answer nothing."""
+        text_config = getattr(self.model.config, "text_config", None) or self.model.config
+        size = getattr(text_config, "max_position_embeddings", None)
+        if not isinstance(size, int) or size <= 0:
+            return
+        for row, n in enumerate(prompt_lengths):
+            if n >= size:
+                raise InputError(f"conversation {row}: the prompt is {n} tokens, but this model's context is "
+                                 f"{size}; shorten the conversation")
+
     @classmethod
     def from_preset(cls, name: str = "tiny", device: str | None = None, **kwargs: Any) -> GroundingGPT:
         """Build from a preset (see :mod:`groundinggpt.presets`)."""
@@ -131,6 +143,7 @@ class GroundingGPT:
             raise ValueError(f"cancel needs one event per conversation, got {len(cancel)} for {len(conversations)}")
         batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
         media_info = batch.pop("media_info")
+        self._check_context(batch["attention_mask"].sum(dim=1).tolist())
         if on_text is not None:
             streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
                                            on_text)
