@@ -212,3 +212,10 @@ def test_llava_style_marker_in_a_later_turn_moves_to_the_first():
         {"from": "human", "value": "<image>"}, {"from": "gpt", "value": "A dog."}]}, "r.json:1")
     assert only_marker.messages[2]["content"] == [{"type": "text", "text": ""}]
     assert only_marker.messages[0]["content"][0] == {"type": "image", "image": "dog.jpg"}
+
+
+def test_a_folder_given_as_data_is_named_as_such(tmp_path):
+    with pytest.raises(FileNotFoundError, match="is a folder; expected a JSONL data file"):
+        read_jsonl(tmp_path)
+    with pytest.raises(FileNotFoundError, match="data file not found"):
+        read_jsonl(tmp_path / "nope.jsonl")

@@ -130,16 +130,25 @@ def test_validate_media_drops_bad_samples_up_front(tiny, media_root):
     (media_root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     (media_root / "empty.wav").write_bytes(b"")
     (media_root / "text.mp4").write_text("hello")
+    make_image().save(media_root / "still.mp4", "PNG")  # a picture named like a video
+    sf.write(media_root / "blip.wav", np.zeros(100, dtype=np.float32), 16000)  # 6 ms: under one window
+    sf.write(media_root / "rate1.wav", np.zeros(5000, dtype=np.int16), 1, subtype="PCM_16")
     samples = [sample("ok", [IMG_A]), sample("ok-v", [VIDEO, AUDIO]),
                sample("missing", [{"type": "image", "image": "nope.png"}]),
                sample("broken", [{"type": "image", "image": "broken.png"}]),
                sample("empty", [{"type": "audio", "audio": "empty.wav"}]),
-               sample("text", [{"type": "video", "video": "text.mp4"}])]
+               sample("text", [{"type": "video", "video": "text.mp4"}]),
+               sample("still", [{"type": "video", "video": "still.mp4"}]),
+               sample("blip", [{"type": "audio", "audio": "blip.wav"}]),
+               sample("rate1", [{"type": "audio", "audio": "rate1.wav"}])]
     ds = GroundingDataset(samples, processor, media_root)
     report = ds.validate_media(num_threads=2)
     assert [s.id for s in ds.samples] == ["ok", "ok-v"]
-    assert sorted(i for i, _ in report.skipped) == ["broken", "empty", "missing", "text"]
+    assert sorted(i for i, _ in report.skipped) == ["blip", "broken", "empty", "missing", "rate1", "still", "text"]
     assert all(r.startswith("media: ") for _, r in report.skipped)
+    reasons = dict(report.skipped)
+    assert "still image" in reasons["still"] and "expected at least 25 ms" in reasons["blip"]
+    assert "sample rate 1 Hz" in reasons["rate1"]
     assert len(ds) == 2 and all(ds[i] is not None for i in range(2))
 
 

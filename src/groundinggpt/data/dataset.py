@@ -169,10 +169,13 @@ def probe_medium(kind: str, path: str | os.PathLike, max_image_pixels: int | Non
                 im.verify()
         elif kind == "video":
             from ..media.containers import open_input
+            from ..media.video import video_stream
 
             with open_input(str(path)) as container:
-                if not container.streams.video:
-                    return f"{path}: expected a video stream, found none"
+                try:
+                    video_stream(container, str(path))  # the loader's own checks (a still image ...)
+                except MediaError as e:
+                    return str(e)
                 if next(container.decode(video=0), None) is None:
                     return f"{path}: no decodable video frame"
         elif kind == "audio":
@@ -182,6 +185,13 @@ def probe_medium(kind: str, path: str | os.PathLike, max_image_pixels: int | Non
                 info = sf.info(str(path))
                 if info.frames == 0:
                     return f"{path}: contains no audio samples"
+                from ..media.audio import MIN_SAMPLE_RATE, MIN_SECONDS
+
+                if info.samplerate < MIN_SAMPLE_RATE:
+                    return f"{path}: sample rate {info.samplerate} Hz; expected at least {MIN_SAMPLE_RATE} Hz"
+                if info.frames / info.samplerate < MIN_SECONDS:
+                    return f"{path}: {1000 * info.frames / info.samplerate:.1f} ms of audio; expected at least " \
+                           f"{1000 * MIN_SECONDS:.0f} ms"
             except RuntimeError:  # not a libsndfile format: an m4a, or a video's audio track
                 from ..media.containers import open_input
 

@@ -249,6 +249,8 @@ def read_jsonl(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -
     errors: list[str] = []
     seen: dict[str, str] = {}
     for path in _as_paths(path_or_paths):
+        if path.is_dir():
+            raise FileNotFoundError(f"{path}: is a folder; expected a JSONL data file (one sample per line)")
         if not path.is_file():
             raise FileNotFoundError(f"{path}: data file not found")
         # Bytes, decoded line by line: a file that is not UTF-8 is reported at its line.

@@ -372,7 +372,7 @@ class _Reader:
     def _open(self) -> None:
         self.container = _open_container(self.source, self.name)
         try:
-            self.stream = _video_stream(self.container, self.name)
+            self.stream = video_stream(self.container, self.name)
         except MediaError:
             self.container.close()
             raise
@@ -388,7 +388,8 @@ class _Reader:
         self.container.close()
 
 
-def _video_stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
+def video_stream(container: av.container.InputContainer, name: str) -> av.video.stream.VideoStream:
+    """The container's first video stream; MediaError for a text file or a still image posing as one."""
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams})
         found = f"{' and '.join(kinds)} stream(s) only" if kinds else "no streams at all"
