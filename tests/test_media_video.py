@@ -386,3 +386,23 @@ def test_older_pyav_gets_lenient_metadata_argument(clip20, monkeypatch):
     monkeypatch.setattr(av, "open", recording_open)
     load_video(clip20, num_frames=2)
     assert seen == {"metadata_errors": "ignore"}
+
+
+def test_a_video_whose_data_breaks_off_early_is_refused(tmp_path):
+    """Zeroed bytes from a quarter to half of the frame data: FFmpeg stops decoding about a
+    quarter in, and most sampled frames would repeat the last good one (a frozen clip).
+    Noise frames keep every frame's share of the data about equal, so the first keyframe
+    lies before the damage whatever the encoder's choices."""
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(64)]
+    good = tmp_path / "good.mp4"
+    write_video(good, frames, fps=8)
+    data = bytearray(good.read_bytes())
+    at = data.find(b"mdat")
+    start, end = at + 4, at - 4 + int.from_bytes(data[at - 4:at], "big")
+    a, b = start + (end - start) // 4, start + (end - start) // 2
+    data[a:b] = bytes(b - a)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(bytes(data))
+    assert len(load_video(good, 8).frames) == 8
+    assert_media_error(broken, str(broken), "breaks off at", "of 8.0 s", "would repeat the last decodable one")

@@ -213,7 +213,21 @@ def load_video(
         reader.close()
     if picks is None:
         raise MediaError(f"{name}: expected a video with at least one decodable frame, found none")
+    _check_not_mostly_frozen(picks, targets, info, name)
     return _build_clip(picks, info, decoded)
+
+
+def _check_not_mostly_frozen(picks: list[_Decoded], targets: list[Fraction], info: _StreamInfo, name: str) -> None:
+    """Refuse a clip whose data breaks off early: its later targets would all get the last
+    decodable frame, and a model asked *when* something happens would see a frozen video."""
+    if not info.fps or not targets:
+        return
+    late = 2 / info.fps  # a pick may lag its target by a frame interval, never by more
+    stale = sum(1 for pick, target in zip(picks, targets) if target - pick.time > late)
+    if 2 * stale > len(targets):
+        last = max(pick.time for pick in picks)
+        raise MediaError(f"{name}: video data breaks off at {float(last):.1f} s of {float(info.duration or 0):.1f} s; "
+                         f"{stale} of {len(targets)} sampled frames would repeat the last decodable one")
 
 
 def preprocess_video(
