@@ -180,6 +180,15 @@ def test_resume_into_a_new_folder_starts_quietly(toy, tmp_path, capsys):
     assert "--resume: no complete checkpoint in" in capsys.readouterr().err
 
 
+def test_a_diverged_run_fails_loudly_and_saves_nothing(toy, tmp_path):
+    from groundinggpt.train.run import TrainingDiverged
+
+    with pytest.raises(TrainingDiverged, match="training diverged: .* trained tensors hold NaN or inf"):
+        run_stage(toy, tmp_path / "nan", stage=1, media_root=str(toy.parent), max_steps=3,
+                  sets=["learning_rate=1e38", "max_grad_norm=0", "logging_steps=1"])
+    assert not (tmp_path / "nan" / "model.safetensors").exists()
+
+
 def test_cli_errors_before_training(toy, tmp_path, capsys):
     from groundinggpt.cli import main
 

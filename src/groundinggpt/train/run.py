@@ -32,6 +32,7 @@ import torch
 from ..data.dataset import DataCollator, GroundingDataset, SkipReport
 from ..data.replay import mix_with_replay
 from ..data.schema import DataError, Sample, read_jsonl
+from ..errors import GroundingGPTError
 from .callbacks import LossCurveCallback, ThroughputCallback
 from .freeze import apply_freeze_plan, format_summary, freeze_summary, plan_for_stage
 from .lora import add_lora, merge_lora
@@ -129,6 +130,9 @@ def make_training_arguments(config: TrainConfig):
     kw.setdefault("report_to", [])
     kw.setdefault("ddp_find_unused_parameters", True)
     kw.setdefault("include_num_input_tokens_seen", "non_padding")
+    # transformers hides NaN/inf step losses in the logs by default (a diverged run then
+    # reads "loss 0"); show them as they are.
+    kw.setdefault("logging_nan_inf_filter", False)
     kw.setdefault("dataloader_pin_memory", torch.cuda.is_available())  # pinning is a GPU-only gain
     if not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # accelerate only sets up multi-process CPU training (gloo DDP, or DeepSpeed with
@@ -253,6 +257,18 @@ def save_final(trainer: Any, model: torch.nn.Module, processor: Any, output: Pat
 # ---- the run -------------------------------------------------------------------------------
 
 
+class TrainingDiverged(GroundingGPTError):
+    """The trained weights hold NaN or inf: nothing worth saving came out of the run."""
+
+
+def _check_finite(model: torch.nn.Module) -> None:
+    bad = [name for name, p in model.named_parameters() if p.requires_grad and not bool(torch.isfinite(p).all())]
+    if bad:
+        raise TrainingDiverged(
+            f"training diverged: {len(bad)} trained tensors hold NaN or inf (e.g. {bad[0]}); the final model "
+            "was not saved. Look for a non-finite loss in the log: a bad medium or a learning rate too high")
+
+
 def train(config: TrainConfig) -> Path:
     """Run one training stage; return the output folder holding the final model.
 
@@ -336,6 +352,7 @@ def train(config: TrainConfig) -> Path:
     t = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     timings["train_s"] = time.perf_counter() - t
+    _check_finite(model)
 
     t = time.perf_counter()
     save_final(trainer, model, processor, output, lora=config.lora)
