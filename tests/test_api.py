@@ -121,3 +121,11 @@ def test_a_prompt_beyond_the_context_is_refused_before_generating(gg, monkeypatc
     with pytest.raises(InputError, match=rf"conversation 1: the prompt is \d+ tokens, but this model's context is {context}"):
         gg.generate([short, long], max_new_tokens=4)
     assert calls == []  # refused before any generation
+
+
+def test_helpers_refuse_a_missing_phrase(gg, image_path, video_path):
+    for bad in (None, "", "   ", 3):
+        with pytest.raises(InputError, match="expression must be a non-empty string"):
+            gg.ground(image_path, bad)
+    with pytest.raises(InputError, match="event must be a non-empty string"):
+        gg.when(video_path, None)

@@ -219,3 +219,18 @@ def test_a_folder_given_as_data_is_named_as_such(tmp_path):
         read_jsonl(tmp_path)
     with pytest.raises(FileNotFoundError, match="data file not found"):
         read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_duplicate_keys_and_empty_user_turns_are_refused(tmp_path):
+    path = tmp_path / "d.jsonl"
+    good = json.dumps(rec_sample(0))
+    twice = '{"id": "a", "id": "b", ' + json.dumps(rec_sample(1))[1:]
+    empty = rec_sample(2)
+    empty["messages"][0]["content"] = []
+    path.write_text("\n".join([good, twice, json.dumps(empty)]) + "\n")
+    with pytest.raises(DataError) as err:
+        read_jsonl(path)
+    assert err.value.errors[0] == f"{path}:2: key 'id' appears twice in one object; JSON readers disagree on " \
+                                  "which one wins, so give it once"
+    assert err.value.errors[1] == (f"{path}:3: field 'messages[0].content' is an empty list; a user message needs "
+                                   "at least one part")

@@ -29,6 +29,11 @@ from .prompts import EVAL_PROMPTS
 from .streaming import AnswerStream, BatchAnswerStreamer, StopRequested, answer_text
 
 
+def _check_phrase(value: Any, name: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise InputError(f"{name} must be a non-empty string, got {value!r}")
+
+
 @dataclass
 class GenerationSettings:
     """Decoding settings shared by every front end.
@@ -189,10 +194,12 @@ class GroundingGPT:
         The answer's boxes are relative to the *original* image (``.boxes``) and in
         pixels (``.boxes_pixels``).
         """
+        _check_phrase(expression, "expression")
         return self._ask([{"type": "image", "image": image}], EVAL_PROMPTS["rec"].format(exp=expression), **settings)
 
     def when(self, video: Any, event: str, **settings: Any) -> GroundedOutput:
         """Temporal grounding: when does ``event`` happen? (``.spans_seconds``)."""
+        _check_phrase(event, "event")
         return self._ask([{"type": "video", "video": video}],
                          EVAL_PROMPTS["temporal_grounding"].format(event=event), **settings)
 

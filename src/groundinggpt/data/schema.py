@@ -76,6 +76,18 @@ class DataError(InputError):
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen: set[str] = set()
+        raise _DuplicateKey(next(k for k, _ in pairs if k in seen or seen.add(k)))
+    return d
+
+
 def _has_lone_surrogate(value: Any) -> bool:
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
@@ -134,6 +146,8 @@ def _validate_messages(messages: Any, where: str) -> list[dict[str, Any]]:
             continue
         if not isinstance(content, list):
             raise _fail(where, f"{name}.content", f"must be a string or a list of parts, got {type(content).__name__}")
+        if not content and role == "user":
+            raise _fail(where, f"{name}.content", "is an empty list; a user message needs at least one part")
         for j, part in enumerate(content):
             _validate_part(part, where, f"{name}.content[{j}]", role)
     return messages
@@ -269,9 +283,13 @@ def read_jsonl(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -
                 try:
                     # Without its newline: a line cut short is reported at its own end,
                     # not at "column 1" of the next line.
-                    d = json.loads(line.rstrip("\r\n"))
+                    d = json.loads(line.rstrip("\r\n"), object_pairs_hook=_no_duplicate_keys)
                 except json.JSONDecodeError as e:
                     errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
+                    continue
+                except _DuplicateKey as e:
+                    errors.append(f"{where}: key {e.args[0]!r} appears twice in one object; JSON readers "
+                                  "disagree on which one wins, so give it once")
                     continue
                 if _SURROGATE_ESCAPE.search(line) and _has_lone_surrogate(d):
                     errors.append(f"{where}: holds a lone surrogate escape (such as \\ud800), which is not "
