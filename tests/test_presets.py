@@ -104,3 +104,65 @@ def test_missing_local_folder_is_a_clear_error(tmp_path):
         build_preset("groundinggpt-7b")
     with pytest.raises(ValueError, match="unknown preset 'big'"):
         build_preset("big")
+
+
+def _sentencepiece_only_vicuna(path):
+    """As lmsys/vicuna-7b-v1.5 ships: a LlamaTokenizer config and a SentencePiece tokenizer.model, no tokenizer.json."""
+    import io
+    import json
+
+    import sentencepiece as spm
+
+    text = ["a chat between a curious user and an assistant", "output the coordinate of the dog 0.123"] * 50
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_writer=model, vocab_size=300, model_type="bpe",
+                                   bos_id=1, eos_id=2, unk_id=0, pad_id=-1, byte_fallback=True, minloglevel=2)
+    path.mkdir()
+    (path / "tokenizer.model").write_bytes(model.getvalue())
+    (path / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+         "add_bos_token": True, "legacy": False}))
+    cfg = LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                      num_attention_heads=4, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    LlamaForCausalLM(cfg).save_pretrained(path)
+
+
+def _tiny_clip(path):
+    cfg = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=56, patch_size=14)
+    CLIPVisionModel(cfg).save_pretrained(path)
+
+
+def test_a_sentencepiece_only_vicuna_folder_loads(tmp_path):
+    _sentencepiece_only_vicuna(tmp_path / "vicuna")
+    _tiny_clip(tmp_path / "clip")
+    model, proc = build_from_pretrained_parts(tmp_path / "vicuna", tmp_path / "clip", None,
+                                              video_config=GroundingGPTVideoConfig(num_frames=4, frame_token_pool=1,
+                                                                                   num_query_tokens=4),
+                                              audio_config=GroundingGPTAudioConfig(encoder=SMALL_AUDIO,
+                                                                                   num_query_tokens=2))
+    assert len(proc.tokenizer) == 303 and proc.token_ids["image"] == 300
+    assert proc.tokenizer.decode(proc.tokenizer("the dog 0.123", add_special_tokens=False)["input_ids"]) == \
+        "the dog 0.123"
+
+
+def test_parts_of_the_wrong_kind_are_refused_before_loading(tmp_path):
+    _vicuna_like_folder(tmp_path / "llm")
+    _tiny_clip(tmp_path / "clip")
+    with pytest.raises(ValueError, match="vision folder .* holds a 'llama' model; expected a CLIP model"):
+        build_from_pretrained_parts(tmp_path / "llm", tmp_path / "llm")
+    with pytest.raises(ValueError, match="llm folder .* holds a 'clip_vision_model' model; expected a causal"):
+        build_from_pretrained_parts(tmp_path / "clip", tmp_path / "clip")
+    with pytest.raises(FileNotFoundError, match="audio checkpoint .*imagebind_hug.pth does not exist"):
+        build_from_pretrained_parts(tmp_path / "llm", tmp_path / "clip", tmp_path / "imagebind_hug.pth")
+
+
+def test_model_parts_keys_are_checked():
+    from groundinggpt.train.recipe import RecipeError
+    from groundinggpt.train.run import check_model_parts
+
+    with pytest.raises(RecipeError, match=r"unknown key\(s\) \['audoi'\]"):
+        check_model_parts({"llm": "v", "vision": "c", "audoi": "a.pth"})
+    with pytest.raises(RecipeError, match="missing audio .*'audio: null'"):
+        check_model_parts({"llm": "v", "vision": "c"})
+    check_model_parts({"llm": "v", "vision": "c", "audio": None})  # a random audio encoder, on purpose

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -197,6 +198,15 @@ def test_overrides_and_value_parsing(tmp_path):
     assert recipe["groundinggpt"]["max_length"] == 64 and recipe["groundinggpt"]["alpha"] == 0.5
     with pytest.raises(RecipeError, match="unknown key 'learnin_rate'"):
         apply_set(recipe, "learnin_rate=1")
+    # a shipped DeepSpeed config named as the recipe files name it; a local file wins
+    apply_set(recipe, "deepspeed=deepspeed/zero3.json")
+    shipped = Path(recipe["training"]["deepspeed"])
+    assert shipped.is_absolute() and shipped.is_file() and shipped.parent.parent.name == "recipes"
+    (tmp_path / "mine.json").write_text("{}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(tmp_path)
+        apply_set(recipe, "deepspeed=mine.json")
+    assert recipe["training"]["deepspeed"] == "mine.json"
     with pytest.raises(RecipeError, match="output_dir"):
         apply_set(recipe, "training.output_dir=x")
 

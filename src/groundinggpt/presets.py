@@ -17,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,16 @@ def paper_config(size: str = "7b", text_config: LlamaConfig | None = None,
     return GroundingGPTConfig(**values)
 
 
+def _check_kind(path: str | Path, part: str, ok: Any, expected: str) -> None:
+    """A folder of the wrong kind loads with random weights and a warning; refuse it instead."""
+    config_file = Path(path) / "config.json"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{part} folder {path} has no config.json (expected {expected})")
+    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type", "")
+    if not ok(model_type):
+        raise ValueError(f"{part} folder {path} holds a {model_type!r} model; expected {expected}")
+
+
 def build_from_pretrained_parts(
     llm: str | Path,
     vision: str | Path,
@@ -133,6 +144,11 @@ def build_from_pretrained_parts(
     for name, path in (("llm", llm), ("vision", vision)):
         if not Path(path).is_dir():
             raise FileNotFoundError(f"{name} folder {path} does not exist (expected a local Hugging Face folder)")
+    if audio is not None and not Path(audio).is_file():  # before gigabytes of LLM are loaded
+        raise FileNotFoundError(f"audio checkpoint {audio} does not exist (expected imagebind_huge.pth or a "
+                                "checkpoint with audio_encoder.* keys)")
+    _check_kind(llm, "llm", lambda t: not t.startswith("clip"), "a causal language model (Vicuna / LLaMA)")
+    _check_kind(vision, "vision", lambda t: t in ("clip", "clip_vision_model"), "a CLIP model")
     tokenizer = AutoTokenizer.from_pretrained(llm, local_files_only=True, use_fast=True)
     added = tokenizer.add_tokens(list(MEDIA_TOKENS), special_tokens=True)
     if tokenizer.pad_token is None:

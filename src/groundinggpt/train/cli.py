@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         config = build_config(args.recipe, overrides=overrides, sets=args.set,
                               training_overrides={"max_steps": args.max_steps, "seed": args.seed})
         train(config)
-    except (RecipeError, DataError, FileNotFoundError) as e:
+    except (RecipeError, DataError, OSError, ValueError) as e:  # bad recipe, data, folders: one line
         print(f"groundinggpt train: error: {e}", file=sys.stderr)
         return 2
     return 0

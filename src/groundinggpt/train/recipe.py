@@ -300,9 +300,22 @@ def apply_set(recipe: dict[str, Any], assignment: str, valid_training: set[str] 
     if section == "training":
         _check_training_key(name, where, valid_training)
         value = coerce_training_value(name, value)
+        if name == "deepspeed":
+            value = _shipped_deepspeed(value)
     else:
         _check_groundinggpt_key(name, where)
     recipe[section][name] = value
+
+
+def _shipped_deepspeed(value: Any) -> Any:
+    """``--set deepspeed=deepspeed/zero3.json``: a relative path found from the working folder
+    is used as is; otherwise one of the shipped configs (as recipe files name them)."""
+    if not isinstance(value, str) or value.lstrip().startswith("{") or Path(value).is_absolute():
+        return value
+    if Path(value).exists():
+        return value
+    shipped = recipes_dir() / value
+    return str(shipped) if shipped.is_file() else value
 
 
 def _as_list(value: Any) -> list[str]:

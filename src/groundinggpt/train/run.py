@@ -209,6 +209,7 @@ def build_model(config: TrainConfig, seed: int = 0):
                 f"--model {name} is assembled from local pretrained folders: set groundinggpt.model_parts "
                 "to {llm: DIR, vision: DIR, audio: FILE} (e.g. --set model_parts='{llm: ..., vision: ...}')"
             )
+        check_model_parts(parts)
         model, processor = build_preset(name, dtype=dtype, **parts)
     elif Path(name).is_dir():
         if not (Path(name) / "config.json").is_file():
@@ -218,6 +219,29 @@ def build_model(config: TrainConfig, seed: int = 0):
     else:
         raise RecipeError(f"--model {name!r}: expected one of {', '.join(PRESETS)} or a model folder")
     return model, processor
+
+
+MODEL_PARTS = ("llm", "vision", "audio")
+
+
+def check_model_parts(parts: dict[str, Any]) -> None:
+    """``model_parts`` names exactly the three parts: a misspelt key would otherwise pass
+    into the config, and a forgotten ``audio`` would train against a random audio encoder.
+
+    >>> check_model_parts({"llm": "v", "vision": "c", "audoi": "i.pth"})
+    Traceback (most recent call last):
+    ...
+    groundinggpt.train.recipe.RecipeError: model_parts: unknown key(s) ['audoi']; expected llm, vision, audio
+    """
+    unknown = sorted(set(parts) - set(MODEL_PARTS))
+    if unknown:
+        raise RecipeError(f"model_parts: unknown key(s) {unknown}; expected {', '.join(MODEL_PARTS)}")
+    missing = [k for k in MODEL_PARTS if k not in parts]
+    if missing:
+        raise RecipeError(
+            f"model_parts: missing {', '.join(missing)}"
+            + (" (the ImageBind audio checkpoint; give 'audio: null' to train with a random, frozen audio "
+               "encoder on purpose)" if missing == ["audio"] else ""))
 
 
 def prepare_model(config: TrainConfig, seed: int = 0):
