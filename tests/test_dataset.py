@@ -186,6 +186,14 @@ def test_samples_without_answer_or_with_too_many_media_are_rejected(tiny, media_
         GroundingDataset([no_answer], processor, media_root)
     with pytest.raises(DataError, match="2 image parts"):
         GroundingDataset([sample("two", [IMG_A, IMG_B])], processor, media_root)
+    # read from a file, the sample is named with its file and line too
+    path = media_root / "two.jsonl"
+    path.write_text(json.dumps(sample("one", [IMG_A]).to_dict()) + "\n"
+                    + json.dumps(sample("two", [IMG_A, IMG_B]).to_dict()) + "\n")
+    from groundinggpt.data import read_jsonl
+
+    with pytest.raises(DataError, match=rf"sample 'two' \({path}:2\): 2 image parts"):
+        GroundingDataset(read_jsonl(path), processor, media_root)
 
 
 def test_all_bad_batch_is_replaced_not_nan(tiny, media_root):

@@ -265,12 +265,12 @@ class GroundingDataset(Dataset):
                   for k in MEDIA_KINDS}
         for s in self.samples:
             if not s.has_answer:
-                problems.append(f"sample {s.id!r}: no assistant turn, nothing to train on")
+                problems.append(f"{s.label}: no assistant turn, nothing to train on")
                 continue
             counts = Counter(kind for kind, _ in s.media())
             for kind, n in counts.items():
                 if n > limits[kind]:
-                    problems.append(f"sample {s.id!r}: {n} {kind} parts, but this model takes at most {limits[kind]}")
+                    problems.append(f"{s.label}: {n} {kind} parts, but this model takes at most {limits[kind]}")
         if problems:
             shown = "\n  ".join(problems[:20])
             more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
@@ -385,7 +385,7 @@ class GroundingDataset(Dataset):
             batch = self._encode(sample, cached[1] if cached is not None else None)
         except MediaError as e:
             if self.strict:
-                raise MediaError(f"sample {sample.id!r}: {e}") from e
+                raise MediaError(f"{sample.label}: {e}") from e
             self._skip(sample.id, f"media: {e}", index=i)
             return None
         item: dict[str, Any] = {
@@ -397,7 +397,7 @@ class GroundingDataset(Dataset):
             reason = self._truncate(item)
             if reason is not None:
                 if self.strict:
-                    raise DataError(f"sample {sample.id!r}: {reason}")
+                    raise DataError(f"{sample.label}: {reason}")
                 self._skip(sample.id, reason, index=i)
                 return None
         if cached is not None:

@@ -205,6 +205,12 @@ class Sample:
         messages = _validate_messages(d.get("messages"), where)
         return cls(id=d["id"], task=d["task"], messages=messages, stage=stage, source=source, meta=meta)
 
+    @property
+    def label(self) -> str:
+        """How errors name the sample: ``sample 'rec-3' (train.jsonl:4)`` when read from a file."""
+        origin = getattr(self, "origin", None)  # set by read_jsonl; not part of the schema
+        return f"sample {self.id!r}" + (f" ({origin})" if origin else "")
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this sample, fields in schema order."""
         return {"id": self.id, "task": self.task, "stage": self.stage, "source": self.source,
@@ -304,6 +310,7 @@ def read_jsonl(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -
                     errors.append(f"{where}: field 'id' {sample.id!r} is a duplicate (first at {seen[sample.id]})")
                     continue
                 seen[sample.id] = where
+                sample.origin = where
                 samples.append(sample)
     _raise_collected(errors)
     return samples
