@@ -342,6 +342,19 @@ def test_a_corrupt_image_fails_only_its_own_sample(tmp_path, tiny_dir, count_gen
     assert summary["metrics"]["accuracy"] <= 200 / 3  # the miss counts as a wrong answer
 
 
+def test_a_prompt_too_long_fails_only_its_own_sample(tmp_path, tiny_dir):
+    flags = build_pope(tmp_path / "data")
+    questions = tmp_path / "data" / "coco_pope_adversarial.json"
+    rows = [json.loads(line) for line in questions.read_text().splitlines()]
+    rows[1]["text"] = "Is there a dog " + "really " * 3000 + "in the image?"  # beyond the tiny model's 1024
+    questions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert run_eval(["eval", "pope", "--model", tiny_dir, "--output", str(out), *flags, *MODEL_FLAGS]) == 0
+    summary, records = outputs(out)
+    assert [r["status"] for r in records] == ["ok", "error", "ok"]
+    assert "context is 1024" in records[1]["error"] and summary["misses"] == 1
+
+
 def test_vqav2_scoring(tmp_path):
     flags = build_vqav2(tmp_path / "data")
     preds = write_predictions(tmp_path / "p.jsonl", {"11": "Two.", "12": "blue"})

@@ -258,8 +258,9 @@ def _run_model(task, samples, template, model, settings, batch_size, previous, o
             batch = todo[start:start + batch_size]
             conversations = [task.build_messages(s, template) for s in batch]
             for s, (output, error) in zip(batch, _generate(model, conversations, settings)):
-                if output is None:
-                    rec = make_record(task, s, None, status="media_error", error=error)
+                if output is None:  # a medium that would not decode, or a prompt too long for the model
+                    status = "media_error" if error.startswith("MediaError") else "error"
+                    rec = make_record(task, s, None, status=status, error=error)
                 else:
                     observed = {k: v for k, v in (("image_size", output.image_size),
                                                   ("duration", output.duration)) if v is not None}
