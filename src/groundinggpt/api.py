@@ -29,6 +29,14 @@ from .prompts import EVAL_PROMPTS
 from .streaming import AnswerStream, BatchAnswerStreamer, StopRequested, answer_text
 
 
+def context_size(engine: Any) -> int | None:
+    """The LLM's context length in tokens of ``engine.model`` (``None`` if the config does not say)."""
+    config = getattr(getattr(engine, "model", None), "config", None)
+    text_config = getattr(config, "text_config", None) or config
+    size = getattr(text_config, "max_position_embeddings", None)
+    return size if isinstance(size, int) and size > 0 else None
+
+
 def _check_phrase(value: Any, name: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{name} must be a non-empty string, got {value!r}")
@@ -92,9 +100,8 @@ class GroundingGPT:
 
     def _check_context(self, prompt_lengths: list[int]) -> None:
         """A prompt longer than the LLM's context would run for minutes and answer nothing."""
-        text_config = getattr(self.model.config, "text_config", None) or self.model.config
-        size = getattr(text_config, "max_position_embeddings", None)
-        if not isinstance(size, int) or size <= 0:
+        size = context_size(self)
+        if size is None:
             return
         for row, n in enumerate(prompt_lengths):
             if n >= size:
@@ -148,7 +155,8 @@ class GroundingGPT:
             raise ValueError(f"cancel needs one event per conversation, got {len(cancel)} for {len(conversations)}")
         batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
         media_info = batch.pop("media_info")
-        self._check_context(batch["attention_mask"].sum(dim=1).tolist())
+        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
+        self._check_context(prompt_lengths)
         if on_text is not None:
             streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
                                            on_text)
@@ -166,7 +174,6 @@ class GroundingGPT:
             eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
             stop_strings=stops or None, tokenizer=tok, streamer=streamer, stopping_criteria=criteria,
         )
-        prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
         results = []
         for row, info, prompt_len in zip(out[:, inputs["input_ids"].shape[1]:], media_info, prompt_lengths):
             ids = row.tolist()

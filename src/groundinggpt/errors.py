@@ -10,7 +10,15 @@ class MediaError(GroundingGPTError, ValueError):
 
     The message always names the source (a path, ``<bytes>``, ``<data: URL>`` ...)
     and says what was expected.
+
+    Attributes:
+        part: ``(message index, part index)`` of the medium in its conversation, when the
+            processor raised it (front ends name the part in their own terms).
+        reason: the message without that location.
     """
+
+    part: tuple[int, int] | None = None
+    reason: str | None = None
 
 
 class InputError(GroundingGPTError, ValueError):

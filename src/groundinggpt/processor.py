@@ -319,7 +319,9 @@ class GroundingGPTProcessor:
                     try:
                         tensor, info = load(kind, source)
                     except MediaError as e:
-                        raise MediaError(f"{where}, message {i}, part {j}: {e}") from e
+                        located = MediaError(f"{where}, message {i}, part {j}: {e}")
+                        located.part, located.reason = (i, j), str(e)
+                        raise located from e
                     if tensor is not None:  # None: the caller supplies features (e.g. the feature cache)
                         media[kind].append(tensor)
                     infos.append(info)

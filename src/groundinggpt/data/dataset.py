@@ -185,13 +185,12 @@ def probe_medium(kind: str, path: str | os.PathLike, max_image_pixels: int | Non
                 info = sf.info(str(path))
                 if info.frames == 0:
                     return f"{path}: contains no audio samples"
-                from ..media.audio import MIN_SAMPLE_RATE, MIN_SECONDS
+                from ..media.audio import check_audio_extent
 
-                if info.samplerate < MIN_SAMPLE_RATE:
-                    return f"{path}: sample rate {info.samplerate} Hz; expected at least {MIN_SAMPLE_RATE} Hz"
-                if info.frames / info.samplerate < MIN_SECONDS:
-                    return f"{path}: {1000 * info.frames / info.samplerate:.1f} ms of audio; expected at least " \
-                           f"{1000 * MIN_SECONDS:.0f} ms"
+                try:
+                    check_audio_extent(info.frames, info.samplerate, str(path))
+                except MediaError as e:
+                    return str(e)
             except RuntimeError:  # not a libsndfile format: an m4a, or a video's audio track
                 from ..media.containers import open_input
 

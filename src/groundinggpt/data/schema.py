@@ -172,6 +172,8 @@ class Sample:
     stage: int | None = None
     source: str | None = None
     meta: dict[str, Any] | None = field(default=None)
+    #: ``file:line`` it was read from (by :func:`read_jsonl`), for error messages; not in the schema.
+    origin: str | None = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_dict(cls, d: Any, where: str = "<sample>") -> Sample:
@@ -208,8 +210,7 @@ class Sample:
     @property
     def label(self) -> str:
         """How errors name the sample: ``sample 'rec-3' (train.jsonl:4)`` when read from a file."""
-        origin = getattr(self, "origin", None)  # set by read_jsonl; not part of the schema
-        return f"sample {self.id!r}" + (f" ({origin})" if origin else "")
+        return f"sample {self.id!r}" + (f" ({self.origin})" if self.origin else "")
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of this sample, fields in schema order."""
@@ -457,7 +458,7 @@ def from_llava_style(
 
     missing = [k for k, n in used.items() if n == 0]
     if missing:
-        first_user = next((m for m in messages if m["role"] == "user"), None)
+        first_user = users[0] if users else None
         if first_user is None:
             raise DataError(f"{where}: the record has a {missing[0]} file but no human turn to attach it to")
         # LLaVA's rule: a medium without a marker goes before the first human text.

@@ -259,8 +259,8 @@ def _run_model(task, samples, template, model, settings, batch_size, previous, o
             conversations = [task.build_messages(s, template) for s in batch]
             for s, (output, error) in zip(batch, _generate(model, conversations, settings)):
                 if output is None:  # a medium that would not decode, or a prompt too long for the model
-                    status = "media_error" if error.startswith("MediaError") else "error"
-                    rec = make_record(task, s, None, status=status, error=error)
+                    status = "media_error" if isinstance(error, MediaError) else "error"
+                    rec = make_record(task, s, None, status=status, error=f"{type(error).__name__}: {error}")
                 else:
                     observed = {k: v for k, v in (("image_size", output.image_size),
                                                   ("duration", output.duration)) if v is not None}
@@ -274,12 +274,12 @@ def _run_model(task, samples, template, model, settings, batch_size, previous, o
 
 
 def _generate(model, conversations, settings):
-    """→ [(GroundedOutput | None, error | None)]; a bad medium fails its own sample only."""
+    """→ [(GroundedOutput | None, the sample's error | None)]; a bad medium fails its own sample only."""
     try:
         return [(o, None) for o in model.generate(conversations, settings)]
     except (MediaError, InputError) as e:
         if len(conversations) == 1:
-            return [(None, f"{type(e).__name__}: {e}")]
+            return [(None, e)]
     # One medium broke the batch: find it by answering one by one.
     return [pair for conv in conversations for pair in _generate(model, [conv], settings)]
 

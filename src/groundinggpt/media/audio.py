@@ -252,7 +252,7 @@ def _decode_with_soundfile(file: Any) -> tuple[np.ndarray, int] | None:
 
 def _decode_with_pyav(file: Any, name: str) -> tuple[np.ndarray, int]:
     """Decodes the first audio stream with FFmpeg; returns ``([channels, T] float32, rate)``."""
-    import av
+    import av  # imported here: soundfile decodes most files without it
 
     from groundinggpt.media.containers import open_input
 
@@ -326,6 +326,21 @@ def _to_mono_tensor(channels: np.ndarray) -> Tensor:
     # Average the channels (an equal-weight down-mix); copy so the tensor owns its memory.
     mono = channels.mean(axis=0, dtype=np.float64) if channels.shape[0] > 1 else channels[0]
     return torch.from_numpy(np.array(mono, dtype=np.float32, copy=True))
+
+
+def check_audio_extent(num_samples: int, rate: int, name: str) -> None:
+    """MediaError unless the audio has a usable sample rate and at least one fbank window.
+
+    >>> check_audio_extent(100, 16000, "blip.wav")
+    Traceback (most recent call last):
+    ...
+    groundinggpt.errors.MediaError: blip.wav: 6.2 ms of audio; expected at least 25 ms (one fbank window)
+    """
+    if rate < MIN_SAMPLE_RATE:
+        raise MediaError(f"{name}: sample rate {rate} Hz; expected at least {MIN_SAMPLE_RATE} Hz")
+    if num_samples / rate < MIN_SECONDS:
+        raise MediaError(f"{name}: {1000 * num_samples / rate:.1f} ms of audio; expected at least "
+                         f"{1000 * MIN_SECONDS:.0f} ms (one fbank window)")
 
 
 def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE) -> AudioWaveform:
@@ -414,11 +429,7 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
     # flow into the features and turn a training run's weights into NaN.
     if not bool(torch.isfinite(mono).all()):
         raise MediaError(f"{name}: samples contain NaN or infinite values; expected finite audio samples")
-    if rate < MIN_SAMPLE_RATE:
-        raise MediaError(f"{name}: sample rate {rate} Hz; expected at least {MIN_SAMPLE_RATE} Hz")
-    if mono.numel() / rate < MIN_SECONDS:
-        raise MediaError(f"{name}: {1000 * mono.numel() / rate:.1f} ms of audio; expected at least "
-                         f"{1000 * MIN_SECONDS:.0f} ms (one fbank window)")
+    check_audio_extent(mono.numel(), rate, name)
     if sample_rate is not None and sample_rate != rate:
         mono = resample_waveform(mono, rate, sample_rate)
         rate = sample_rate

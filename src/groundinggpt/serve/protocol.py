@@ -31,7 +31,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api import GenerationSettings
+from ..api import GenerationSettings, context_size
 from ..processor import GroundedOutput
 from .errors import APIError
 from .media_sources import AUDIO_FORMATS, MediaResolver, b64decode_strict, check_duration, check_image
@@ -203,14 +203,6 @@ def parse_messages(raw: Any, resolver: MediaResolver, limits: Limits) -> tuple[l
     return out, kinds
 
 
-def context_size(engine: Any) -> int | None:
-    """The LLM's context length in tokens (``None`` if the config does not say)."""
-    config = getattr(getattr(engine, "model", None), "config", None)
-    text_config = getattr(config, "text_config", None) or config
-    size = getattr(text_config, "max_position_embeddings", None)
-    return size if isinstance(size, int) and size > 0 else None
-
-
 def count_prompt_tokens(engine: Any, messages: list[dict[str, Any]]) -> int:
     """Tokens of the prompt the processor will build, without decoding any medium.
 
@@ -316,11 +308,15 @@ def usage_of(output: GroundedOutput) -> dict[str, int] | None:
             "total_tokens": output.prompt_tokens + output.completion_tokens}
 
 
+def _chunk_head(req_id: str, model: str, created: int) -> dict[str, Any]:
+    return {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
+            "system_fingerprint": None}
+
+
 def stream_chunk(req_id: str, model: str, created: int, delta: dict[str, Any],
                  finish: str | None = None) -> dict[str, Any]:
     """One OpenAI ``chat.completion.chunk`` carrying ``delta``."""
-    return {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": None,
+    return {**_chunk_head(req_id, model, created),
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
 
@@ -331,5 +327,4 @@ def final_chunk(req_id: str, model: str, created: int, output: GroundedOutput, f
 
 def usage_chunk(req_id: str, model: str, created: int, output: GroundedOutput) -> dict[str, Any]:
     """After the final chunk when ``stream_options.include_usage``: no choices, the token counts."""
-    return {"id": req_id, "object": "chat.completion.chunk", "created": created, "model": model,
-            "system_fingerprint": None, "choices": [], "usage": usage_of(output)}
+    return {**_chunk_head(req_id, model, created), "choices": [], "usage": usage_of(output)}

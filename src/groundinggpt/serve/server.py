@@ -35,7 +35,6 @@ import asyncio
 import json
 import logging
 import os
-import re
 import time
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -84,18 +83,16 @@ def _hide_root(message: str, root: Path | None) -> str:
 _FINISHED = object()  # queued after a streamed request's last piece
 
 
-# The processor names a part as "conversation 0, message i, part j"; a request has one
-# conversation, and parse_messages keeps one HF part per OpenAI part, so the indexes match.
-_PROCESSOR_PLACE = re.compile(r"^conversation 0, message (\d+), part (\d+): ")
+def _request_terms(error: Exception) -> tuple[str, str | None]:
+    """An engine error → (message, param) in the request's own terms (``messages[i].content[j]``).
 
-
-def _request_terms(message: str) -> tuple[str, str | None]:
-    """A processor error → (message, param) in the request's own terms (``messages[i].content[j]``)."""
-    m = _PROCESSOR_PLACE.match(message)
-    if m is None:
-        return message, None
-    param = f"messages[{m.group(1)}].content[{m.group(2)}]"
-    return f"{param}: {message[m.end():]}", param
+    A request is one conversation, and parse_messages keeps one HF part per OpenAI part,
+    so the processor's ``MediaError.part`` indexes are the request's."""
+    part = getattr(error, "part", None)
+    if part is None:
+        return str(error), None
+    param = f"messages[{part[0]}].content[{part[1]}]"
+    return f"{param}: {error.reason}", param
 
 
 def _sse(payload: Any) -> str:
@@ -188,8 +185,8 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
         try:
             return await asyncio.wrap_future(future)
         except GroundingGPTError as e:  # MediaError / InputError: the request's fault
-            message, param = _request_terms(_hide_root(str(e), resolver.root))
-            raise APIError(400, message, param=param,
+            message, param = _request_terms(e)
+            raise APIError(400, _hide_root(message, resolver.root), param=param,
                            code="invalid_media" if isinstance(e, MediaError) else "invalid_messages") from None
         except Exception as e:  # noqa: BLE001 - the model's failure, not the request's
             log.exception("%s inference failed", req_id)

@@ -267,7 +267,7 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
     training = {k: coerce_training_value(k, v) for k, v in training.items()}
     gg = {k: coerce_value(v) for k, v in gg.items()}
     ds = training.get("deepspeed")
-    if isinstance(ds, str) and not ds.lstrip().startswith("{") and not Path(ds).is_absolute():
+    if _relative_deepspeed_path(ds):
         training["deepspeed"] = str((path.parent / ds).resolve())
     return {"training": training, "groundinggpt": gg, "path": str(path)}
 
@@ -307,12 +307,15 @@ def apply_set(recipe: dict[str, Any], assignment: str, valid_training: set[str] 
     recipe[section][name] = value
 
 
+def _relative_deepspeed_path(value: Any) -> bool:
+    """A ``deepspeed`` value naming a file by a relative path (not inline JSON, not absolute)."""
+    return isinstance(value, str) and not value.lstrip().startswith("{") and not Path(value).is_absolute()
+
+
 def _shipped_deepspeed(value: Any) -> Any:
     """``--set deepspeed=deepspeed/zero3.json``: a relative path found from the working folder
     is used as is; otherwise one of the shipped configs (as recipe files name them)."""
-    if not isinstance(value, str) or value.lstrip().startswith("{") or Path(value).is_absolute():
-        return value
-    if Path(value).exists():
+    if not _relative_deepspeed_path(value) or Path(value).exists():
         return value
     shipped = recipes_dir() / value
     return str(shipped) if shipped.is_file() else value
