@@ -5,8 +5,8 @@ Before streaming, a ``stream=true`` request got its first chunk only after the w
 answer was generated; now the first settled piece goes out after a few tokens. Both are
 measured here on the same model and prompts, interleaved, greedy, with a fixed answer
 length (EOS suppressed), so the ratio is the latency a client sees improve; the cost of
-releasing pieces (one decode of the partial answer per token) shows as the difference
-in total time.
+releasing pieces (a short incremental decode per token) shows as the difference in
+total time.
 
     python bench/stream_latency.py [--preset tiny] [--tokens 128] [--repeats 5]
 """

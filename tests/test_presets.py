@@ -106,7 +106,7 @@ def test_missing_local_folder_is_a_clear_error(tmp_path):
         build_preset("big")
 
 
-def _sentencepiece_only_vicuna(path):
+def sentencepiece_only_vicuna(path):
     """As lmsys/vicuna-7b-v1.5 ships: a LlamaTokenizer config and a SentencePiece tokenizer.model, no tokenizer.json."""
     import io
     import json
@@ -134,7 +134,7 @@ def _tiny_clip(path):
 
 
 def test_a_sentencepiece_only_vicuna_folder_loads(tmp_path):
-    _sentencepiece_only_vicuna(tmp_path / "vicuna")
+    sentencepiece_only_vicuna(tmp_path / "vicuna")
     _tiny_clip(tmp_path / "clip")
     model, proc = build_from_pretrained_parts(tmp_path / "vicuna", tmp_path / "clip", None,
                                               video_config=GroundingGPTVideoConfig(num_frames=4, frame_token_pool=1,
@@ -166,3 +166,4 @@ def test_model_parts_keys_are_checked():
     with pytest.raises(RecipeError, match="missing audio .*'audio: null'"):
         check_model_parts({"llm": "v", "vision": "c"})
     check_model_parts({"llm": "v", "vision": "c", "audio": None})  # a random audio encoder, on purpose
+

@@ -135,7 +135,8 @@ def test_answers_stream_to_the_terminal_as_generated(scripted, image_path):
     text = run_script(s, f"/image {image_path}", "Where is the red square?")
     answer = "The red square[0.104, 0.125, 0.417, 0.468] is on the left."
     assert out.getvalue() == f"gpt> {answer}\n"  # the streamed answer, in the image's frame
-    assert [p for p in pieces if "[" in p] == ["[0.104, 0.125, 0.417, 0.468]"]  # the box whole
+    # the box whole, with what came after its "]" (a run of "]]" ends only there)
+    assert [p for p in pieces if "[" in p] == ["[0.104, 0.125, 0.417, 0.468] is"]
     assert len([p for p in pieces if p.strip()]) >= 4
     assert "gpt>" not in text and "  - The red square -> box [0.104, 0.125, 0.417, 0.468]" in text
     assert s.last_output.text == answer

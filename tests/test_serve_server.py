@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from groundinggpt.grounding import parse_boxes
 from groundinggpt.media.video import write_video
 from groundinggpt.serve.server import Limits, create_app
 from test_serve_support import (RED_BOX_PX, UvicornThread, chatty_tiny, data_url, make_image, png_bytes,
@@ -348,8 +349,10 @@ def test_streamed_box_arrives_whole_and_in_the_original_frame(scripted_app):
     assert "".join(pieces) == plain["content"]
     assert len(pieces) >= 4  # "The", "red", "square", the box, ...: sent as generated
     (box_piece,) = [p for p in pieces if "[" in p]
-    assert box_piece.count("[") == 1 and box_piece.endswith("]")
-    assert box_piece in plain["content"]  # the converted box, not the model's square-frame one
+    # the box comes whole (with what follows its "]": a run of "]]" ends only there)
+    assert box_piece.count("[") == 1 and box_piece.startswith("[") and "]" in box_piece
+    box = box_piece[: box_piece.index("]") + 1]
+    assert parse_boxes(box) and box in plain["content"]  # the converted box, not the model's square-frame one
 
 
 def finished(text: str):

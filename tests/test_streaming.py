@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import doctest
+import functools
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,7 +15,7 @@ from hypothesis import strategies as st
 from groundinggpt import streaming
 from groundinggpt.grounding import parse_boxes
 from groundinggpt.presets import tiny_processor
-from groundinggpt.processor import MediaInfo
+from groundinggpt.processor import GroundingGPTProcessor, MediaInfo
 from groundinggpt.streaming import AnswerStream, answer_text, settled_prefix
 
 PROC = tiny_processor()
@@ -51,19 +54,84 @@ def test_module_docstring_examples_run():
        stops=st.sampled_from([(), ("STOP",), ("0.5]",)]),
        eos_at=st.one_of(st.none(), st.integers(0, 60)))
 def test_streamed_pieces_join_to_the_final_answer(parts, size, stops, eos_at):
-    ids = ids_of("".join(parts))
+    _check_stream(PROC, parts, stops, size, eos_at)
+
+
+def _check_stream(proc, parts, stops, size, eos_at=None):
+    """Push the tokens of ``"".join(parts)`` one by one: every piece extends the released text,
+    which is always a prefix of the final (non-streamed) answer, and the rest completes it."""
+    tok = proc.tokenizer
+    ids = tok("".join(parts), add_special_tokens=False)["input_ids"]
     if eos_at is not None and eos_at < len(ids):
-        ids = ids[:eos_at] + [TOK.eos_token_id] + ids[eos_at:]
+        ids = ids[:eos_at] + [tok.eos_token_id] + ids[eos_at:]
     info = [MediaInfo(kind="image", original_size=size)]
-    stream = AnswerStream(PROC, info, stops)
+    stream = AnswerStream(proc, info, stops)
     pieces = []
     for i in ids:
         pieces.append(stream.push(i))
         assert "".join(pieces) == stream.sent
-    generated = ids[: ids.index(TOK.eos_token_id)] if TOK.eos_token_id in ids else ids
-    final = PROC.post_process(answer_text(PROC, generated, stops), info).text
+    generated = ids[: ids.index(tok.eos_token_id)] if tok.eos_token_id in ids else ids
+    answer = answer_text(proc, generated, stops)
+    final = proc.post_process(answer, info).text
     assert final.startswith(stream.sent)  # never released anything the final answer does not have
+    # ... and released all that was settled by the last token: nothing stalls until the end
+    held = tuple(proc.template.stop_strings) + tuple(stops)
+    raw = tok.decode(generated, skip_special_tokens=True)
+    raw = raw[:min([raw.find(s) for s in held if s in raw] or [len(raw)])]
+    assert stream.sent == proc.boxes_to_user_frame(settled_prefix(raw.lstrip(), held), info)
     assert "".join(pieces) + stream.rest(final) == final
+
+
+@functools.cache
+def _sentencepiece_processor():
+    """The tiny processor's template and conversion around a Vicuna-style SentencePiece
+    tokenizer (byte fallback, "▁" spaces): windowed decoding must give the whole decode."""
+    import tempfile
+
+    from test_presets import sentencepiece_only_vicuna
+    from transformers import AutoTokenizer
+
+    folder = Path(tempfile.mkdtemp(prefix="gg-sp-")) / "vicuna"
+    sentencepiece_only_vicuna(folder)
+    tok = AutoTokenizer.from_pretrained(folder)
+    proc = SimpleNamespace(tokenizer=tok, template=PROC.template, boxes_to_user_frame=PROC.boxes_to_user_frame,
+                           post_process=lambda text, info: PROC.post_process(text, info))
+    proc.decode = lambda ids: GroundingGPTProcessor.decode(proc, ids)
+    return proc
+
+
+@settings(max_examples=150, deadline=None)
+@given(parts=st.lists(PART, max_size=30),
+       size=st.tuples(st.integers(1, 400), st.integers(1, 400)),
+       stops=st.sampled_from([(), ("STOP",), ("0.5]",)]))
+def test_streaming_with_a_sentencepiece_tokenizer(parts, size, stops):
+    _check_stream(_sentencepiece_processor(), parts, stops, size)
+
+
+def test_each_token_decodes_a_short_window_not_the_whole_answer(monkeypatch):
+    decoded: list[int] = []
+    real = TOK.decode
+    monkeypatch.setattr(TOK, "decode", lambda ids, **kw: decoded.append(len(ids)) or real(ids, **kw))
+    info = [MediaInfo(kind="image", original_size=(300, 200))]
+    stream = AnswerStream(PROC, info)
+    text = "The red square[0.1, 0.2, 0.3, 0.4] is left of the blue circle[0.5, 0.5, 0.9, 0.9]. " * 40
+    for i in ids_of(text):
+        stream.push(i)
+    assert len(stream.ids) > 1000
+    assert max(decoded) <= 8  # a window of a few ids, however long the answer
+    final = PROC.post_process(answer_text(PROC, stream.ids), info).text
+    assert stream.sent + stream.rest(final) == final and final.count("[") == 80
+
+
+def test_a_double_bracketed_box_is_held_until_its_brackets_close():
+    info = [MediaInfo(kind="image", original_size=(200, 100))]
+    stream = AnswerStream(PROC, info)
+    for i in ids_of("A dog[[0.1, 0.3, 0.5, 0.7]"):
+        stream.push(i)
+    assert stream.sent == "A dog"  # "]]" may follow: the box is not whole yet
+    for i in ids_of("] runs"):
+        stream.push(i)
+    assert stream.sent == "A dog[0.100, 0.100, 0.500, 0.900] runs"
 
 
 def test_a_box_is_released_only_when_closed_and_in_the_users_frame():

@@ -422,6 +422,17 @@ class GroundingGPTProcessor:
                 text = text[:cut]
         return text.strip()
 
+    @staticmethod
+    def boxes_to_user_frame(text: str, media_info: list[MediaInfo] | None = None) -> str:
+        """``text`` with every box moved from the padded square to the conversation's last
+        image (unchanged without one). Each box is rewritten on its own, so the text may be
+        converted piece by piece, as streaming does, provided no piece cuts a box."""
+        image = next((m for m in reversed(media_info or []) if m.kind == "image"), None)
+        if image is None or not image.original_size:
+            return text
+        w, h = image.original_size
+        return replace_boxes(text, lambda b: square_to_original(b, w, h))
+
     def post_process(self, text: str, media_info: list[MediaInfo] | None = None) -> GroundedOutput:
         """Parse boxes and spans from model text and express them in the user's frame.
 
@@ -434,9 +445,7 @@ class GroundingGPTProcessor:
         timed = next((m for m in reversed(media_info) if m.kind == "video"), None) or next(
             (m for m in reversed(media_info) if m.kind == "audio"), None
         )
-        if image is not None and image.original_size:
-            w, h = image.original_size
-            text = replace_boxes(text, lambda b: square_to_original(b, w, h))
+        text = self.boxes_to_user_frame(text, media_info)
         entities = parse_grounding(text)  # parsed after conversion, so offsets match the returned text
         return GroundedOutput(
             text=text, entities=entities,

@@ -8,6 +8,12 @@ beginning of a stop string, and trailing whitespace (the final answer is strippe
 What is released is always a prefix of the final answer, so joining the pieces gives
 exactly the text a non-streamed request returns.
 
+Each token costs the same whatever the answer's length: only a window of the last few
+tokens is decoded (the incremental detokenisation of text-generation-inference and vLLM),
+stop strings are looked for only where a new one can end, and only the newly settled text
+is converted (``bench/stream_release_cost.py``: re-decoding the whole answer per token
+made a 4,000-token answer cost seconds of CPU on its own).
+
 Example:
     >>> from groundinggpt.presets import tiny_processor
     >>> from groundinggpt.processor import MediaInfo
@@ -18,8 +24,8 @@ Example:
     >>> pieces = [stream.push(i) for i in ids]
     >>> "".join(pieces)                  # in the 200x100 image's frame
     'The cat[0.100, 0.100, 0.500, 0.900] sleeps.'
-    >>> [p for p in pieces if "[" in p]  # the box came out whole
-    ['[0.100, 0.100, 0.500, 0.900]']
+    >>> [p for p in pieces if "[" in p]  # the box came out whole, with what followed its "]"
+    ['[0.100, 0.100, 0.500, 0.900] s']
 """
 
 from __future__ import annotations
@@ -52,13 +58,16 @@ def settled_prefix(text: str, stops: Sequence[str] = ()) -> str:
     """The part of a partial answer that later tokens cannot change.
 
     Held back: a trailing replacement character (a multi-byte character cut in two), a
-    tail that could be the start of a stop string, an open box (``[`` followed only by
-    what a box may contain), and trailing whitespace.
+    tail that could be the start of a stop string, a box that is open or whose run of
+    closing brackets may go on (``[`` followed only by what a box may contain, then ``]``
+    at most), and trailing whitespace.
 
     >>> settled_prefix("the cat[0.12, 0.3")
     'the cat'
     >>> settled_prefix("the cat[0.12, 0.3, 0.5, 0.9] is", stops=["USER:"])
     'the cat[0.12, 0.3, 0.5, 0.9] is'
+    >>> settled_prefix("the cat[[0.12, 0.3, 0.5, 0.9]")   # "]]" may follow: one box, not a box and "]"
+    'the cat'
     >>> settled_prefix("the cat [sic] is US", stops=["USER:"])
     'the cat [sic] is'
     """
@@ -76,7 +85,7 @@ def settled_prefix(text: str, stops: Sequence[str] = ()) -> str:
     if start >= 0:
         while start > 0 and text[start - 1] == "[":
             start -= 1
-        body = text[start:].lstrip("[")
+        body = text[start:].lstrip("[").rstrip("]")
         if all(c in _BOX_BODY for c in body):
             text = text[:start]
     return text.rstrip()
@@ -101,6 +110,11 @@ class AnswerStream:
         self.ids: list[int] = []
         self.sent = ""
         self.finished = False
+        self._text = ""        # the decoded answer so far, raw (before cutting and conversion)
+        self._window = 0       # ids[_window:] are decoded anew for each token ...
+        self._read = 0         # ... and ids[_window:_read] gave the end of _text
+        self._used = 0         # _text[:_used] is released or dropped (leading whitespace)
+        self._stopped = False  # a stop string ended the answer
 
     def push(self, token_id: int) -> str:
         """Add one generated token; return the newly settled text (often ``""``)."""
@@ -110,13 +124,51 @@ class AnswerStream:
             self.finished = True
             return ""
         self.ids.append(int(token_id))
-        settled = settled_prefix(answer_text(self.processor, self.ids, self.stops), self._hold)
-        text = self.processor.post_process(settled, self.media_info).text
-        if not text.startswith(self.sent):  # cannot happen for a settled prefix; never retract
-            log.warning("streamed text diverged from the settled answer; holding the rest back")
+        if self._stopped:
             return ""
-        piece, self.sent = text[len(self.sent):], text
+        before = len(self._text)
+        self._decode_window()
+        end = self._find_stop(before)
+        if end is None:
+            end = len(self._text)
+        else:
+            self._stopped = True
+        tail = self._text[self._used:end]
+        if not self.sent:  # the answer is stripped: leading whitespace is never released
+            stripped = tail.lstrip()
+            self._used += len(tail) - len(stripped)
+            tail = stripped
+        settled = settled_prefix(tail, self._hold)
+        if not settled:
+            return ""
+        self._used += len(settled)
+        piece = self.processor.boxes_to_user_frame(settled, self.media_info)
+        self.sent += piece
         return piece
+
+    def _decode_window(self) -> None:
+        """Append the text the newest token adds, decoding only the last few ids.
+
+        A window's decoding can begin with a different space or a broken character than
+        the whole answer's would, so the new text is what the window gives beyond what
+        its first part gave; the window moves on only once that text is whole (no cut
+        multi-byte character) and extends it.
+        """
+        decode = self.processor.tokenizer.decode
+        known = decode(self.ids[self._window:self._read], skip_special_tokens=True)
+        text = decode(self.ids[self._window:], skip_special_tokens=True)
+        if len(text) > len(known) and text.startswith(known) and not text.endswith("\ufffd"):
+            self._text += text[len(known):]
+            self._window, self._read = self._read, len(self.ids)
+
+    def _find_stop(self, before: int) -> int | None:
+        """Where the first stop string begins, looking only where one can end in the new text."""
+        found = None
+        for stop in self._hold:
+            at = self._text.find(stop, max(self._used, before - len(stop) + 1))
+            if at >= 0 and (found is None or at < found):
+                found = at
+        return found
 
     def rest(self, final_text: str) -> str:
         """What the final answer adds to what was released (``""`` if they disagree)."""
