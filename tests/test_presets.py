@@ -167,3 +167,23 @@ def test_model_parts_keys_are_checked():
         check_model_parts({"llm": "v", "vision": "c"})
     check_model_parts({"llm": "v", "vision": "c", "audio": None})  # a random audio encoder, on purpose
 
+
+def test_a_vicuna_of_the_other_size_is_refused_before_loading(tmp_path, caplog):
+    import json
+
+    _tiny_clip(tmp_path / "clip")
+    llm = tmp_path / "vicuna-7b"
+    llm.mkdir()  # a config alone: the check must come before any weights are read
+    (llm / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 4096, "num_hidden_layers": 32}))
+    with pytest.raises(ValueError, match=r"Vicuna-7B-shaped model .* preset is groundinggpt-13b .* use groundinggpt-7b"):
+        build_preset("groundinggpt-13b", llm=llm, vision=tmp_path / "clip")
+    # a shape that is neither size (a LLaMA variant, or a test model) loads, with a warning
+    _vicuna_like_folder(tmp_path / "small")
+    with caplog.at_level("WARNING", logger="groundinggpt.presets"):
+        model, _ = build_from_pretrained_parts(tmp_path / "small", tmp_path / "clip", size="13b",
+                                               video_config=GroundingGPTVideoConfig(num_frames=4, frame_token_pool=1,
+                                                                                    num_query_tokens=4),
+                                               audio_config=GroundingGPTAudioConfig(encoder=SMALL_AUDIO,
+                                                                                    num_query_tokens=2))
+    assert model.config.text_config.hidden_size == 64
+    assert "hidden_size 64 and 2 layers, not Vicuna-13B's 5120 and 40" in caplog.text

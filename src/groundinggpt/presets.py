@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import json
+import logging
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ from .models import GroundingGPTConfig, GroundingGPTForCausalLM
 from .models.audio_encoder import load_imagebind_audio_weights
 from .models.configuration_groundinggpt import GroundingGPTAudioConfig, GroundingGPTVideoConfig
 from .processor import GroundingGPTProcessor, ProcessorConfig
+
+log = logging.getLogger(__name__)
 
 PRESETS = ("tiny", "groundinggpt-7b", "groundinggpt-13b")
 MEDIA_TOKENS = ("<image>", "<video>", "<audio>")
@@ -109,14 +112,37 @@ def paper_config(size: str = "7b", text_config: LlamaConfig | None = None,
     return GroundingGPTConfig(**values)
 
 
-def _check_kind(path: str | Path, part: str, ok: Any, expected: str) -> None:
-    """A folder of the wrong kind loads with random weights and a warning; refuse it instead."""
+def _check_kind(path: str | Path, part: str, ok: Any, expected: str) -> dict[str, Any]:
+    """A folder of the wrong kind loads with random weights and a warning; refuse it instead.
+    Returns the folder's config.json."""
     config_file = Path(path) / "config.json"
     if not config_file.is_file():
         raise FileNotFoundError(f"{part} folder {path} has no config.json (expected {expected})")
-    model_type = json.loads(config_file.read_text(encoding="utf-8")).get("model_type", "")
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    model_type = config.get("model_type", "")
     if not ok(model_type):
         raise ValueError(f"{part} folder {path} holds a {model_type!r} model; expected {expected}")
+    return config
+
+
+def _check_size(path: str | Path, config: dict[str, Any], size: str) -> None:
+    """The LLM's own shape wins, but a Vicuna of the *other* paper size is a wrong folder, not a
+    variant: ``--model groundinggpt-13b`` with a 7B folder would train and save a 7B model
+    under the 13B name. Other shapes (a LLaMA variant, a test model) are only logged."""
+    shape = {k: config.get(k) for k in ("hidden_size", "num_hidden_layers")}
+    wanted = {k: _VICUNA[size][k] for k in shape}
+    if shape == wanted:
+        return
+    for other, dims in _VICUNA.items():
+        if shape == {k: dims[k] for k in shape}:
+            raise ValueError(f"llm folder {path} holds a Vicuna-{other.upper()}-shaped model (hidden_size "
+                             f"{shape['hidden_size']}, {shape['num_hidden_layers']} layers), but the preset is "
+                             f"groundinggpt-{size} (hidden_size {wanted['hidden_size']}, "
+                             f"{wanted['num_hidden_layers']} layers): use groundinggpt-{other} or the "
+                             f"Vicuna-{size.upper()} folder")
+    log.warning("llm folder %s has hidden_size %s and %s layers, not Vicuna-%s's %s and %s; its own shape is used",
+                path, shape["hidden_size"], shape["num_hidden_layers"], size.upper(), wanted["hidden_size"],
+                wanted["num_hidden_layers"])
 
 
 def build_from_pretrained_parts(
@@ -135,7 +161,8 @@ def build_from_pretrained_parts(
         audio: ImageBind-Huge weights (``imagebind_huge.pth``) or a GroundingGPT/LEGO
             checkpoint file holding ``audio_encoder.*`` keys; ``None`` leaves the audio
             encoder random (only sensible for tests).
-        size: which Vicuna shape to expect; the LLM's own config wins where they differ.
+        size: which Vicuna shape to expect: a folder holding the other size is refused; any
+            other shape is logged, and the LLM's own config wins.
         dtype: weights dtype (``torch.bfloat16`` on GPU).
         **config_overrides: passed to :func:`paper_config` (e.g. a smaller ``audio_config``).
 
@@ -147,7 +174,10 @@ def build_from_pretrained_parts(
     if audio is not None and not Path(audio).is_file():  # before gigabytes of LLM are loaded
         raise FileNotFoundError(f"audio checkpoint {audio} does not exist (expected imagebind_huge.pth or a "
                                 "checkpoint with audio_encoder.* keys)")
-    _check_kind(llm, "llm", lambda t: not t.startswith("clip"), "a causal language model (Vicuna / LLaMA)")
+    if size not in _VICUNA:
+        raise ValueError(f"size must be one of {sorted(_VICUNA)}, got {size!r}")
+    llm_config = _check_kind(llm, "llm", lambda t: not t.startswith("clip"), "a causal language model (Vicuna / LLaMA)")
+    _check_size(llm, llm_config, size)
     _check_kind(vision, "vision", lambda t: t in ("clip", "clip_vision_model"), "a CLIP model")
     tokenizer = AutoTokenizer.from_pretrained(llm, local_files_only=True, use_fast=True)
     added = tokenizer.add_tokens(list(MEDIA_TOKENS), special_tokens=True)
