@@ -107,6 +107,16 @@ def test_llava_style_markers_become_parts():
     assert s.messages[0]["content"] == [{"type": "text", "text": "Look:"}, {"type": "video", "video": "v/clip.mp4"},
                                         {"type": "text", "text": "When does the dog jump?"}]
     assert s.messages[1] == {"role": "assistant", "content": "The dog jumps in {0.20, 0.45}."}
+    assert s.meta is None
+
+
+def test_llava_style_extra_keys_are_kept_in_meta():
+    rec = {"id": "e", "image": "i.png", "dataset": "refcoco", "conversations": [
+        {"from": "human", "value": "<image>\nWhere is the dog?"},
+        {"from": "gpt", "value": "[0.1, 0.2, 0.3, 0.4]", "weight": 0.5, "markdown": False}]}
+    s = from_llava_style(rec)
+    assert s.meta == {"llava": {"dataset": "refcoco", "conversations": {"1": {"weight": 0.5, "markdown": False}}}}
+    assert Sample.from_dict(s.to_dict()) == s  # and they survive a round trip through the schema
 
 
 def test_llava_style_sound_and_missing_marker():

@@ -186,6 +186,11 @@ def test_samples_without_answer_or_with_too_many_media_are_rejected(tiny, media_
         GroundingDataset([no_answer], processor, media_root)
     with pytest.raises(DataError, match="2 image parts"):
         GroundingDataset([sample("two", [IMG_A, IMG_B])], processor, media_root)
+    cut = Sample.from_dict({"id": "cut", "task": "vqa", "messages": [
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "and the dog?"}]})
+    with pytest.raises(DataError, match="sample 'cut': ends with a user turn that has no answer"):
+        GroundingDataset([cut], processor, media_root)
     # read from a file, the sample is named with its file and line too
     path = media_root / "two.jsonl"
     path.write_text(json.dumps(sample("one", [IMG_A]).to_dict()) + "\n"

@@ -226,7 +226,8 @@ class GroundingDataset(Dataset):
         skip_log: JSONL file every process appends its skips to (for ``num_workers > 0``).
 
     Raises:
-        DataError: a sample has no assistant turn, or more media of a kind than the model takes.
+        DataError: a sample has no assistant turn, ends with an unanswered user turn, or has
+            more media of a kind than the model takes.
     """
 
     def __init__(
@@ -266,6 +267,9 @@ class GroundingDataset(Dataset):
             if not s.has_answer:
                 problems.append(f"{s.label}: no assistant turn, nothing to train on")
                 continue
+            if s.messages[-1]["role"] == "user":  # a cut conversation: its last question would be dropped
+                problems.append(f"{s.label}: ends with a user turn that has no answer (it would not be trained); "
+                                "add the assistant's answer or remove the turn")
             counts = Counter(kind for kind, _ in s.media())
             for kind, n in counts.items():
                 if n > limits[kind]:

@@ -379,7 +379,8 @@ def from_llava_style(
     The ``<image>`` / ``<video>`` / ``<sound>`` (or ``<audio>``) marker becomes a media part
     at the marker's position (the newline right after it is dropped: the processor adds
     its own). A record with a media file but no marker gets the part at the start of the
-    first human turn, as LLaVA does. Other record keys go to ``meta["llava"]``.
+    first human turn, as LLaVA does. Other record keys go to ``meta["llava"]``, and other
+    keys of a turn to ``meta["llava"]["conversations"][str(turn index)]``.
 
     Args:
         record: the decoded JSON record.
@@ -417,10 +418,14 @@ def from_llava_style(
 
     used: dict[str, int] = {k: 0 for k in files}
     messages: list[dict[str, Any]] = []
+    turn_extras: dict[str, dict[str, Any]] = {}
     for i, turn in enumerate(turns):
         name = f"conversations[{i}]"
         if not isinstance(turn, dict) or turn.get("from") not in _LLAVA_ROLES or not isinstance(turn.get("value"), str):
             raise _fail(where, name, "must be {'from': 'human'|'gpt', 'value': str}")
+        extra_keys = {k: v for k, v in turn.items() if k not in ("from", "value")}
+        if extra_keys:  # kept, keyed by turn index, rather than lost
+            turn_extras[str(i)] = extra_keys
         role = _LLAVA_ROLES[turn["from"]]
         text = turn["value"]
         parts: list[dict[str, Any]] = []
@@ -486,6 +491,8 @@ def from_llava_style(
                         part["text"] = _square_boxes_to_original(part["text"], size)
 
     extra = {k: v for k, v in record.items() if k not in ("id", "conversations", *_LLAVA_MEDIA_KEYS)}
+    if turn_extras:
+        extra["conversations"] = turn_extras
     return Sample.from_dict(
         {"id": str(rid), "task": task, "stage": stage, "source": source, "messages": messages,
          "meta": {"llava": extra} if extra else None},
