@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,29 @@ def _check_size(path: str | Path, config: dict[str, Any], size: str) -> None:
                 wanted["num_hidden_layers"])
 
 
+@contextmanager
+def _parts_loaded_whole() -> Iterator[None]:
+    """Load the pretrained parts whole even when a ZeRO-3 run is set up.
+
+    Under ZeRO-3 transformers loads every model partitioned (``deepspeed.zero.Init``): the
+    parts would then come out as empty shards that cannot be copied into GroundingGPT.
+    Loaded whole, as under ZeRO-2, the assembled model is partitioned by
+    ``deepspeed.initialize`` instead; only host memory holds each part whole for a moment.
+    """
+    from transformers.integrations import deepspeed as hf_deepspeed
+
+    ref = hf_deepspeed._hf_deepspeed_config_weak_ref
+    ds_config = ref() if ref is not None else None
+    if ds_config is None or not hf_deepspeed.is_deepspeed_zero3_enabled():
+        yield
+        return
+    hf_deepspeed.unset_hf_deepspeed_config()
+    try:
+        yield
+    finally:
+        hf_deepspeed.set_hf_deepspeed_config(ds_config)
+
+
 def build_from_pretrained_parts(
     llm: str | Path,
     vision: str | Path,
@@ -183,10 +208,11 @@ def build_from_pretrained_parts(
     added = tokenizer.add_tokens(list(MEDIA_TOKENS), special_tokens=True)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.unk_token
-    language_model = AutoModelForCausalLM.from_pretrained(llm, local_files_only=True, dtype=dtype)
-    if added:
-        language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    vision_tower = CLIPVisionModel.from_pretrained(vision, local_files_only=True, dtype=dtype)
+    with _parts_loaded_whole():
+        language_model = AutoModelForCausalLM.from_pretrained(llm, local_files_only=True, dtype=dtype)
+        if added:
+            language_model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+        vision_tower = CLIPVisionModel.from_pretrained(vision, local_files_only=True, dtype=dtype)
     ids = tokenizer.convert_tokens_to_ids(list(MEDIA_TOKENS))
     config = paper_config(size, text_config=language_model.config, vision_config=vision_tower.config,
                           image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2],

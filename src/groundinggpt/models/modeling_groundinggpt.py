@@ -27,7 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
-    AutoModelForCausalLM,
     Blip2QFormerConfig,
     Blip2QFormerModel,
     CLIPVisionModel,
@@ -98,6 +97,13 @@ class QFormerBranch(nn.Module):
         return self.adapter(out.last_hidden_state)
 
 
+def _causal_lm_class(text_config: Any) -> type:
+    """The causal-LM class transformers maps this text config to (LlamaForCausalLM for LLaMA)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    return MODEL_FOR_CAUSAL_LM_MAPPING[type(text_config)]
+
+
 class GroundingGPTPreTrainedModel(PreTrainedModel):
     config_class = GroundingGPTConfig
     config: GroundingGPTConfig
@@ -161,7 +167,14 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
                 adapter=a.adapter, out_dim=hidden,
             )
 
-        self.language_model = language_model or AutoModelForCausalLM.from_config(config.text_config)
+        if language_model is None:
+            # The class's constructor, not AutoModelForCausalLM.from_config: under DeepSpeed
+            # ZeRO-3 from_config would build the LLM partitioned (deepspeed.zero.Init) inside
+            # a model that is not, and post_init could not initialise it. Built this way it
+            # follows this model: partitioned when from_pretrained builds this one so,
+            # otherwise whole until deepspeed.initialize partitions everything.
+            language_model = _causal_lm_class(config.text_config)(config.text_config)
+        self.language_model = language_model
         self.post_init()
 
     # ---- embeddings plumbing expected by transformers (resize_token_embeddings, generate, PEFT)

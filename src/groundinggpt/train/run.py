@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -147,10 +148,30 @@ def make_training_arguments(config: TrainConfig):
     )
     if kw.get("deepspeed") and config.lora and _zero_stage(kw["deepspeed"]) == 3:
         raise RecipeError("--lora with ZeRO-3 is not supported (the merge needs whole weights); use ZeRO-2")
+    if kw.get("deepspeed"):
+        launch_single_process_deepspeed()
     try:
         return TrainingArguments(**kw)
     except (TypeError, ValueError) as e:
         raise RecipeError(f"invalid training arguments (recipe {config.recipe}): {e}") from e
+
+
+def launch_single_process_deepspeed() -> None:
+    """Let a DeepSpeed recipe run as one plain process (``groundinggpt train`` on one GPU).
+
+    Without a launcher (torchrun, ``deepspeed``) the rank variables are missing, and DeepSpeed
+    then looks for MPI and fails with ``No module named 'mpi4py'``. Set them for a world of
+    one, as transformers' DeepSpeed guide does for single-GPU use; a launcher's own values
+    are left alone.
+    """
+    if "LOCAL_RANK" in os.environ or "RANK" in os.environ:
+        return
+    import socket
+
+    with socket.socket() as s:  # a free port for the one-process rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
 
 
 def _zero_stage(deepspeed: Any) -> int | None:
@@ -282,15 +303,35 @@ def save_final(trainer: Any, model: torch.nn.Module, processor: Any, output: Pat
 
 
 class TrainingDiverged(GroundingGPTError):
-    """The trained weights hold NaN or inf: nothing worth saving came out of the run."""
+    """The trained weights hold NaN or inf, or the run ended on a NaN or inf loss: nothing
+    worth saving came out of it."""
 
 
-def _check_finite(model: torch.nn.Module) -> None:
-    bad = [name for name, p in model.named_parameters() if p.requires_grad and not bool(torch.isfinite(p).all())]
+def _check_finite(model: torch.nn.Module, log_history: list[dict[str, Any]] = ()) -> None:
+    # Under ZeRO-3 a parameter is an empty placeholder; this process's shard is ds_tensor.
+    # Each process checks what it holds, and all of them learn whether any found a bad value.
+    bad = [name for name, p in model.named_parameters()
+           if p.requires_grad and not bool(torch.isfinite(getattr(p, "ds_tensor", p)).all())]
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        # A 1-element tensor on the process group's device (NCCL: this GPU; gloo: CPU).
+        nccl = torch.distributed.get_backend() == "nccl"
+        device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
+        anywhere = torch.tensor([len(bad)], device=device)
+        torch.distributed.all_reduce(anywhere, op=torch.distributed.ReduceOp.MAX)
+        if anywhere.item() and not bad:
+            bad = ["(a shard held by another process)"]
     if bad:
         raise TrainingDiverged(
             f"training diverged: {len(bad)} trained tensors hold NaN or inf (e.g. {bad[0]}); the final model "
             "was not saved. Look for a non-finite loss in the log: a bad medium or a learning rate too high")
+    # DeepSpeed skips a step whose gradients overflow, so its weights can stay finite (and
+    # useless) while every loss is NaN: the last logged loss is checked too. The Trainer logs
+    # on every process the loss averaged over all of them, so all processes agree.
+    losses = [entry["loss"] for entry in log_history if "loss" in entry]
+    if losses and not math.isfinite(float(losses[-1])):
+        raise TrainingDiverged(
+            f"training diverged: the last logged loss is {losses[-1]}; the final model was not saved. "
+            "Look for the first non-finite loss in the log: a bad medium or a learning rate too high")
 
 
 def train(config: TrainConfig) -> Path:
@@ -323,7 +364,17 @@ def train(config: TrainConfig) -> Path:
     if not config.resume and _has_checkpoints(output):
         raise RecipeError(f"{output} already holds checkpoints: pass --resume to continue that run, "
                           "or choose another --output")
-    args = make_training_arguments(config)  # also sets up torch.distributed under torchrun
+    args = make_training_arguments(config)
+    # Set up torch.distributed (and DeepSpeed's communication) now, not lazily at the first
+    # use: under ZeRO-3 the model is built inside deepspeed.zero.Init, which reads the world
+    # size from it and otherwise takes 1 (its batch-size check then fails).
+    _ = args.device
+    if args.deepspeed and torch.distributed.is_initialized():
+        # On CPU (use_cpu) accelerate starts gloo by itself, and DeepSpeed's communication
+        # layer only learns of it at deepspeed.initialize(), after the model is built.
+        import deepspeed
+
+        deepspeed.init_distributed(dist_backend=torch.distributed.get_backend())
     if config.resume and resume_from is None and output.is_dir() and any(output.iterdir()):
         # Worth saying only where something was there to resume; a new folder just starts.
         _say(args, f"--resume: no complete checkpoint in {output}; starting from the beginning")
@@ -376,7 +427,7 @@ def train(config: TrainConfig) -> Path:
     t = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     timings["train_s"] = time.perf_counter() - t
-    _check_finite(model)
+    _check_finite(model, trainer.state.log_history)
 
     t = time.perf_counter()
     save_final(trainer, model, processor, output, lora=config.lora)
