@@ -156,7 +156,15 @@ def test_pope_metrics_handcrafted():
     assert out["precision"] == pytest.approx(50.0)  # 3 / 6
     assert out["recall"] == pytest.approx(60.0)  # 3 / 5
     assert out["f1"] == pytest.approx(100 * 2 * 0.5 * 0.6 / 1.1)  # 54.545...
-    assert out["yes_ratio"] == pytest.approx(60.0)  # 6 "yes" predictions / 10
+    assert out["yes_ratio"] == pytest.approx(600 / 9)  # 6 "yes" among the 9 answers given (the miss is not one)
+
+
+def test_pope_missing_and_empty_answers_are_misses_without_a_yes_bias():
+    out = m.pope_metrics([None, "", "  ", None], ["yes", "yes", "no", "no"])
+    assert out["misses"] == 4 and out["accuracy"] == 0.0 and out["recall"] == 0.0
+    assert out["yes_ratio"] == 0.0  # nothing answered: no ratio to report, not the labels' mix
+    out = m.pope_metrics([None, "Yes", "No"], ["no", "no", "no"])
+    assert out["yes_ratio"] == pytest.approx(50.0) and out["FP"] == 2 and out["TN"] == 1
 
 
 def test_pope_metrics_no_positive_predictions_and_bad_label():

@@ -283,6 +283,26 @@ def test_charades_scoring(tmp_path, csv):
     assert (out / "examples.png").is_file()
 
 
+def test_charades_summary_agrees_with_each_record_and_resume_rescores(tmp_path):
+    """R@1 is counted from exact seconds (a span rounded for display can cross 0.5), and a
+    folder scored with other durations is scored again, not reused."""
+    (tmp_path / "ann.txt").write_text("VID1 0.0 10.0##person opens the door.\n")
+    durations = tmp_path / "len.csv"
+    durations.write_text("id,subject,length\nVID1,A,11.11\n")  # {0, 0.45} * 11.11 s = [0, 4.9995] s
+    preds = write_predictions(tmp_path / "p.jsonl", {"VID1_0": "It happens in {0.00, 0.45}."})
+    out = tmp_path / "out"
+    flags = ["eval", "charades-sta", "--predictions", str(preds), "--annotations", str(tmp_path / "ann.txt"),
+             "--durations", str(durations), "--output", str(out)]
+    assert run_eval(flags) == 0
+    summary, records = outputs(out)
+    assert records[0]["correct"] is False and records[0]["score"] == pytest.approx(0.49995)
+    assert summary["metrics"]["R1@0.5"] == 0.0 and summary["metrics"]["mIoU"] == pytest.approx(49.995)
+    durations.write_text("id,subject,length\nVID1,A,20.0\n")  # now [0, 9] s: tIoU 0.9
+    assert run_eval(flags) == 0
+    summary, records = outputs(out)
+    assert records[0]["correct"] is True and summary["metrics"]["mIoU"] == pytest.approx(90.0)
+
+
 def test_charades_without_any_duration_is_a_listed_miss(tmp_path):
     flags = build_charades(tmp_path / "data", csv=False)
     preds = write_predictions(tmp_path / "p.jsonl", CHARADES_PREDS)

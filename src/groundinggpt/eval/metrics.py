@@ -352,10 +352,13 @@ def pope_metrics(pred_texts: Sequence[str | None], labels: Sequence[str]) -> dic
     ``recall = TP/(TP+FN)``, ``F1 = 2PR/(P+R)``, ``accuracy = (TP+TN)/N``,
     ``yes_ratio`` = fraction of PREDICTIONS that are "yes".
 
-    A ``None`` (or non-string) prediction is a miss and is scored as the wrong
-    answer (a "no" for a "yes" question -> FN, a "yes" for a "no" question -> FP),
-    consistently in every number including ``yes_ratio``.  Where the official code
-    would divide by zero (no positive predictions, ...), the value is 0.0.
+    A ``None`` (or non-string) or empty prediction is a miss and is scored as the
+    wrong answer (a "no" for a "yes" question -> FN, a "yes" for a "no" question ->
+    FP) in accuracy, precision, recall and F1. ``yes_ratio`` is over the answers
+    given, misses excluded: a model that answered nothing has no yes-bias to report.
+    (The official code reads an empty answer as "yes"; here it is a miss, as every
+    unusable answer is.) Where the official code would divide by zero (no positive
+    predictions, ...), the value is 0.0.
 
     Args:
         pred_texts: Raw model answers (or ``None``), one per question.
@@ -371,13 +374,13 @@ def pope_metrics(pred_texts: Sequence[str | None], labels: Sequence[str]) -> dic
     n_yes = 0
     for i, (text, label) in enumerate(zip(pred_texts, labels)):
         gold = _pope_label(label, i)
-        if isinstance(text, str):
+        if isinstance(text, str) and text.strip():
             pred = pope_parse_answer(text)
+            n_yes += pred == "yes"
         else:
             misses += 1
             pred = "no" if gold == "yes" else "yes"
         if pred == "yes":
-            n_yes += 1
             if gold == "yes":
                 tp += 1
             else:
@@ -392,7 +395,7 @@ def pope_metrics(pred_texts: Sequence[str | None], labels: Sequence[str]) -> dic
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     accuracy = (tp + tn) / n if n else 0.0
-    yes_ratio = n_yes / n if n else 0.0
+    yes_ratio = n_yes / (n - misses) if n - misses else 0.0
     return {
         "accuracy": 100.0 * accuracy,
         "precision": 100.0 * precision,

@@ -244,8 +244,8 @@ def _run_model(task, samples, template, model, settings, batch_size, previous, o
     for s in samples:
         old = previous.get(s.id)
         if old is not None and old.get("answer") is not None:
-            # Generated before: keep the answer; re-score only what is not final (judge failures...).
-            keep = old.get("status") in _KEEP_ON_RESUME and "correct" in old
+            # Generated before: keep the answer and score it again (a judge's verdict is kept).
+            keep = task.keeps_scores_on_resume and old.get("status") in _KEEP_ON_RESUME and "correct" in old
             records[s.id] = old if keep else make_record(task, s, old["answer"], observed=old.get("observed"))
         elif s.missing_media():
             records[s.id] = make_record(task, s, None, status="missing_media",
@@ -303,8 +303,9 @@ def _score_predictions(task, samples, path, boxes_frame, previous, progress):
         old = previous.get(s.id)
         if s.id not in answers:
             records[s.id] = make_record(task, s, None, status="no_prediction", error="no prediction with this id")
-        elif old is not None and old.get("answer") == answers[s.id] and old.get("status") in _KEEP_ON_RESUME:
-            records[s.id] = old  # scored before (a judge call saved)
+        elif (task.keeps_scores_on_resume and old is not None and old.get("answer") == answers[s.id]
+              and old.get("status") in _KEEP_ON_RESUME):
+            records[s.id] = old  # judged before: the call is saved
         elif answers[s.id] is None:
             records[s.id] = make_record(task, s, None, status="no_prediction", error="answer is null")
         else:

@@ -85,7 +85,8 @@ class PopeTask(Task):
         ]
 
     def parse(self, answer, sample, boxes_frame, observed):
-        return metrics.pope_parse_answer(answer)
+        # An empty answer is unusable (a miss), not the official code's implicit "yes".
+        return metrics.pope_parse_answer(answer) if answer.strip() else None
 
     def score_sample(self, sample, parsed, observed):
         correct = parsed == sample.target

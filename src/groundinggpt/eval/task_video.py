@@ -93,12 +93,14 @@ class CharadesSTATask(Task):
                     "error": f"no duration for video {sample.extra['video_id']}: pass --durations "
                              "Charades_v1_test.csv or --videos"}
         gt = self.truth_seconds(sample, d)
-        out: dict[str, Any] = {"duration": round(d, 3), "truth_seconds": [round(v, 3) for v in gt]}
+        # Seconds are kept unrounded: summarize() recomputes R@1 from them, and a rounded
+        # span can cross a threshold that the exact one does not (0.49995 -> 0.5).
+        out: dict[str, Any] = {"duration": d, "truth_seconds": gt}
         if parsed is None:
             return {**out, "correct": False, "score": 0.0}
         pred = [parsed[0] * d, parsed[1] * d]
         iou = metrics.temporal_iou(pred, gt)
-        return {**out, "seconds": [round(v, 3) for v in pred], "correct": iou >= 0.5, "score": round(iou, 6)}
+        return {**out, "seconds": pred, "correct": iou >= 0.5, "score": iou}
 
     @staticmethod
     def truth_seconds(sample: Sample, duration: float) -> list[float]:
@@ -120,6 +122,7 @@ class VideoQATask(Task):
     """MSVD-QA / MSRVTT-QA / ActivityNet-QA, judged by a chat model (Video-ChatGPT protocol)."""
 
     name = "video-qa"
+    keeps_scores_on_resume = True  # a verdict is a paid judge call on (question, truth, answer)
     media_flags = "--videos"
     help = "MSVD-QA / MSRVTT-QA / ActivityNet-QA, GPT-judged accuracy and score"
     id_scheme = "the file's question_id (ActivityNet-QA shape) or id (MSVD/MSRVTT-QA shape)"

@@ -94,6 +94,11 @@ class Task:
     id_scheme: ClassVar[str] = ""
     #: Decimals shown in summary.md (VGG-SS reports fractions, the others percent).
     metric_digits: ClassVar[int] = 2
+    #: Whether a resumed run keeps an answer's earlier score. Scores depend on more than
+    #: the test data (``--durations``, image sizes read from the files), so they are
+    #: recomputed, which costs nothing; only a judge's verdict (a paid call that depends
+    #: on the question, truth and answer alone) is worth keeping.
+    keeps_scores_on_resume: ClassVar[bool] = False
     #: The flag(s) that say where the media are (named when none is found).
     media_flags: ClassVar[str] = "--images"
 
