@@ -183,9 +183,22 @@ def test_bad_requests_get_4xx_with_openai_error_bodies(client, server, media_roo
     bad(client, 400, "invalid_value", top_p=0)
     bad(client, 400, "invalid_type", extra_body={"max_tokens": "ten"})
     bad(client, 400, "invalid_value", seed=-1)
+    # a long stop string costs transformers a vocabulary x length table: seconds and gigabytes
+    e = bad(client, 400, "invalid_value", stop=["z" * 65])
+    assert e["param"] == "stop" and "at most 64 characters" in e["message"]
+    # features the model cannot provide are refused, not ignored
+    for field, value in [("response_format", {"type": "json_object"}), ("logit_bias", {"5": 10}),
+                         ("presence_penalty", 0.5), ("frequency_penalty", 1.0), ("top_logprobs", 2)]:
+        assert bad(client, 400, "unsupported_parameter", extra_body={field: value})["param"] == field
+    assert ask(client, "hi", extra_body={"response_format": {"type": "text"}, "presence_penalty": 0})
+    e = bad(client, 400, "invalid_content", [])
+    assert e["param"] == "messages[0].content"
     # a prompt beyond the tiny model's 1024-token context (it would only burn memory)
     e = bad(client, 400, "context_length_exceeded", "word " * 3000)
     assert e["param"] == "messages"
+    # megabytes of text are refused from their length, before tokenising them
+    e = bad(client, 400, "context_length_exceeded", "hello world " * 60_000)
+    assert "720000 characters take at least" in e["message"]
     e = bad(client, 400, "invalid_content_type", [{"type": "hologram", "hologram": {}}])
     assert e["param"] == "messages[0].content[0].type"
     e = bad(client, 400, "invalid_base64", url_part("image", "data:image/png;base64,@@not base64@@"))
@@ -218,6 +231,11 @@ def test_bad_requests_get_4xx_with_openai_error_bodies(client, server, media_roo
     # limits on media: pixels from the header, seconds from the container
     big = data_url(png_bytes(make_image(size=(400, 400))), "image/png")
     bad(client, 400, "image_too_large", url_part("image", big))
+    from PIL import Image  # over Pillow's own bomb limit: it will not say the size, the message must not invent it
+
+    bomb = data_url(png_bytes(Image.new("1", (20000, 20000))), "image/png")
+    e = bad(client, 400, "image_too_large", url_part("image", bomb))
+    assert f"has more than {2 * Image.MAX_IMAGE_PIXELS} pixels" in e["message"]
     long = {"type": "input_audio", "input_audio": {"data": base64.b64encode(wav_bytes(12, 8000)).decode(),
                                                    "format": "wav"}}
     bad(client, 400, "media_too_long", [long])

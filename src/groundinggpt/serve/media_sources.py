@@ -129,12 +129,15 @@ def check_image(source: bytes | str, max_pixels: int | None, param: str) -> None
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(_open_target(source)) as im:
                 w, h = im.size
+        pixels = f"{w * h}"
     except Image.DecompressionBombError:
-        w, h = Image.MAX_IMAGE_PIXELS or 0, 3  # certainly over any sane limit
+        # Pillow refuses to open over twice its MAX_IMAGE_PIXELS; the exact count is not exposed.
+        w, h = (Image.MAX_IMAGE_PIXELS or 0) * 2 + 1, 1
+        pixels = f"more than {w - 1}"
     except Exception:  # noqa: BLE001 - decoding errors are the processor's to report
         return
     if w * h > max_pixels:
-        raise APIError(400, f"{param}: the image has {w * h} pixels, more than this server's limit of {max_pixels}",
+        raise APIError(400, f"{param}: the image has {pixels} pixels, more than this server's limit of {max_pixels}",
                        param=param, code="image_too_large")
 
 

@@ -25,6 +25,7 @@ The grounding parsed from each answer travels in an extra field, in the user's f
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -39,7 +40,11 @@ from .media_sources import AUDIO_FORMATS, MediaResolver, b64decode_strict, check
 _URL_PARTS = {"image_url": "image", "video_url": "video", "audio_url": "audio"}
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 # Features a client may ask for that this model cannot provide: refusing beats ignoring.
-_UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "modalities", "prediction")
+_UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "modalities", "prediction",
+                "logit_bias", "presence_penalty", "frequency_penalty")
+# A stop string is matched by transformers through a table of vocabulary x its length:
+# a long one costs seconds and gigabytes for a single request.
+MAX_STOP_CHARS = 64
 
 
 @dataclass
@@ -123,6 +128,9 @@ def parse_settings(body: dict[str, Any], limits: Limits) -> GenerationSettings:
     if len(stop) > 4 or not all(isinstance(s, str) and s for s in stop):
         raise APIError(400, "'stop' must be a non-empty string or a list of at most 4 of them", param="stop",
                        code="invalid_value")
+    if any(len(s) > MAX_STOP_CHARS for s in stop):
+        raise APIError(400, f"'stop' strings may have at most {MAX_STOP_CHARS} characters, got one of "
+                            f"{max(len(s) for s in stop)}", param="stop", code="invalid_value")
     return GenerationSettings(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p,
                               stop=tuple(stop), seed=seed)
 
@@ -178,6 +186,9 @@ def parse_messages(raw: Any, resolver: MediaResolver, limits: Limits) -> tuple[l
         if not isinstance(content, list):
             raise APIError(400, f"{p}.content must be a string or a list of parts", param=f"{p}.content",
                            code="invalid_content")
+        if not content:
+            raise APIError(400, f"{p}.content is an empty list; give at least one part", param=f"{p}.content",
+                           code="invalid_content")
         parts = []
         for j, part in enumerate(content):
             pp = f"{p}.content[{j}]"
@@ -230,12 +241,26 @@ def count_prompt_tokens(engine: Any, messages: list[dict[str, Any]]) -> int:
     return len(ids) + media + answers + 1  # + EOS per answer, BOS
 
 
+@functools.lru_cache(maxsize=8)
+def longest_token_chars(tokenizer: Any) -> int:
+    """The most characters one token of this vocabulary decodes to (at least 1)."""
+    pieces = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return max(1, max((len(p) for p in pieces if isinstance(p, str)), default=1))
+
+
 def check_context(engine: Any, req: ChatRequest, max_tokens_given: bool, limits: Limits) -> None:
     """Refuse prompts that do not fit the context (a huge prompt would exhaust memory);
     shrink the default ``max_tokens`` to what is left, as OpenAI does."""
     size = context_size(engine)
     if size is None:
         return
+    # A text far too long is refused before tokenising it (megabytes of text take the shared
+    # parsing threads for seconds): it has at least chars / (longest token) tokens.
+    chars = sum(len(p["text"]) for m in req.messages for p in m["content"] if p["type"] == "text")
+    at_least = chars // longest_token_chars(engine.processor.tokenizer)
+    if at_least > size:
+        raise APIError(400, f"this model's context is {size} tokens; the messages' {chars} characters take at "
+                            f"least {at_least}", param="messages", code="context_length_exceeded")
     # Margin: tokenising pieces apart undercounts by a few tokens per message.
     prompt = count_prompt_tokens(engine, req.messages) + 8 + 4 * len(req.messages)
     left = size - prompt
@@ -260,6 +285,14 @@ def parse_request(body: Any, resolver: MediaResolver, limits: Limits, engine: An
             raise APIError(400, f"'{key}' is not supported by this server", param=key, code="unsupported_parameter")
     if body.get("logprobs"):
         raise APIError(400, "'logprobs' is not supported by this server", param="logprobs",
+                       code="unsupported_parameter")
+    if body.get("top_logprobs") is not None:  # OpenAI: only together with logprobs
+        raise APIError(400, "'top_logprobs' needs 'logprobs', which this server does not support",
+                       param="top_logprobs", code="unsupported_parameter")
+    response_format = body.get("response_format")
+    if response_format is not None and response_format != {"type": "text"}:
+        raise APIError(400, "'response_format' other than {'type': 'text'} is not supported by this server "
+                            "(answers are free text with boxes and spans)", param="response_format",
                        code="unsupported_parameter")
     stream = _get(body, "stream", "stream", bool, False)
     options = _get(body, "stream_options", "stream_options", dict, {})
