@@ -406,3 +406,14 @@ def test_a_video_whose_data_breaks_off_early_is_refused(tmp_path):
     broken.write_bytes(bytes(data))
     assert len(load_video(good, 8).frames) == 8
     assert_media_error(broken, str(broken), "breaks off at", "of 8.0 s", "would repeat the last decodable one")
+
+
+def test_a_variable_frame_rate_video_with_a_long_still_is_intact(tmp_path):
+    """One frame on screen from 0.3 s to 9.7 s, then three more: most targets get the same
+    frame, but the data goes on to the end, so this is not a video that breaks off."""
+    frames = [np.full((16, 32, 3), 30 * i, np.uint8) for i in range(7)]
+    path = tmp_path / "still.mp4"
+    write_video(path, frames, fps=10, timestamps=[0, 0.1, 0.2, 0.3, 9.7, 9.8, 9.9])
+    clip = load_video(path, 8)
+    assert clip.timestamps == pytest.approx([0.3] * 8)  # the frame on screen at each target
+    assert load_video(path, 20).timestamps[-2:] == pytest.approx([0.3, 9.7])

@@ -201,25 +201,28 @@ def load_video(
             # decoder flushes). With many frames per target, seeking skips most.
             seek = estimate is not None and estimate > _SEQUENTIAL_FRAMES_PER_SAMPLE * num_frames
         targets = sample_times(info.duration or Fraction(0), num_frames)
-        picks, decoded = None, 0
+        picks, decoded, ran_out = None, 0, False
         if seek:
-            picks, decoded = _sample(reader, info, targets, seek=True)
+            picks, decoded, ran_out = _sample(reader, info, targets, seek=True)
             if picks is None:  # seeking misbehaved on this file: start over plainly
                 reader.reopen()
         if picks is None:
-            picks, more = _sample(reader, info, targets, seek=False)
+            picks, more, ran_out = _sample(reader, info, targets, seek=False)
             decoded += more
     finally:
         reader.close()
     if picks is None:
         raise MediaError(f"{name}: expected a video with at least one decodable frame, found none")
-    _check_not_mostly_frozen(picks, targets, info, name)
+    if ran_out:  # a later frame was found after every target: the data went on, however sparse
+        _check_not_mostly_frozen(picks, targets, info, name)
     return _build_clip(picks, info, decoded)
 
 
 def _check_not_mostly_frozen(picks: list[_Decoded], targets: list[Fraction], info: _StreamInfo, name: str) -> None:
     """Refuse a clip whose data breaks off early: its later targets would all get the last
-    decodable frame, and a model asked *when* something happens would see a frozen video."""
+    decodable frame, and a model asked *when* something happens would see a frozen video.
+    Called only when the decoder ran out of frames: a variable-frame-rate video that shows
+    one frame for seconds and then goes on is intact."""
     if not info.fps or not targets:
         return
     late = 2 / info.fps  # a pick may lag its target by a frame interval, never by more
@@ -493,6 +496,7 @@ class _FrameCursor:
         self._index = 0  # frames since the last seek, for timestamps without pts
         self.decoded = 0
         self.first_after_seek: Fraction | None = None
+        self.ran_out = False  # the decoder had no more frames (end of data, or a damaged tail)
 
     @property
     def position(self) -> Fraction | None:
@@ -506,6 +510,7 @@ class _FrameCursor:
         self._container.seek(pts, stream=self._stream, backward=True, any_frame=False)
         self._frames, self._prev, self._ahead, self._index = None, None, None, 0
         self.first_after_seek = None
+        self.ran_out = False
 
     def frame_at(self, time: Fraction) -> _Decoded | None:
         """The last frame with timestamp <= ``time``, else the first after it."""
@@ -527,6 +532,7 @@ class _FrameCursor:
         try:
             frame = next(self._frames)
         except StopIteration:
+            self.ran_out = True
             return None
         except av.FFmpegError as exc:
             if self.decoded == 0:
@@ -534,6 +540,7 @@ class _FrameCursor:
             # A damaged tail should not discard the frames before it.
             logger.warning("%s: decoding stopped early (%s)", self._name, exc)
             self._frames = iter(())
+            self.ran_out = True
             return None
         self.decoded += 1
         item = _Decoded(self._frame_time(frame), frame)
@@ -556,8 +563,11 @@ def _sample(
     targets: list[Fraction],
     *,
     seek: bool,
-) -> tuple[list[_Decoded] | None, int]:
-    """Pick the frame on screen at each target; ``None`` if a target got no frame."""
+) -> tuple[list[_Decoded] | None, int, bool]:
+    """Pick the frame on screen at each target; ``None`` if a target got no frame.
+
+    Returns ``(picks, frames decoded, whether the decoder ran out of frames)``.
+    """
     cursor = _FrameCursor(reader.container, reader.stream, info, reader.name)
     picks: list[_Decoded] = []
     # How far before its target a seek has landed: what one seek costs to decode.
@@ -573,14 +583,14 @@ def _sample(
                 cursor.seek(target)
             except av.FFmpegError as exc:
                 logger.info("%s: seeking failed (%s); decoding sequentially", reader.name, exc)
-                return None, cursor.decoded
+                return None, cursor.decoded, cursor.ran_out
         pick = cursor.frame_at(target)
         if pick is None:
-            return None, cursor.decoded
+            return None, cursor.decoded, cursor.ran_out
         if seeking and cursor.first_after_seek is not None:
             seek_cost = max(seek_cost, target - cursor.first_after_seek)
         picks.append(pick)
-    return picks, cursor.decoded
+    return picks, cursor.decoded, cursor.ran_out
 
 
 def _build_clip(picks: list[_Decoded], info: _StreamInfo, decoded: int) -> VideoClip:
