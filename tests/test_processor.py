@@ -111,6 +111,30 @@ def test_user_boxes_converted_to_square_and_answers_back_to_original(tiny, tmp_p
     assert "[0.250, 0.000, 0.750, 1.000]" in out.text
 
 
+def test_user_boxes_before_the_image_are_converted_and_non_boxes_left_alone(tiny, tmp_path):
+    """OpenAI clients often send the text part before the image: its boxes are in the same
+    original frame. Bracketed numbers that are not a relative box stay as written."""
+    _, proc = tiny
+    path = tmp_path / "wide.png"
+    make_image(200, 100).save(path)
+    question = "What is at [0.1, 0.2, 0.5, 0.8]? Not [120, 40, 300, 200] nor [1, 2, 3, 4]."
+    after = proc([_user({"type": "image", "image": str(path)}, {"type": "text", "text": question})])
+    before = proc([_user({"type": "text", "text": question}, {"type": "image", "image": str(path)})])
+    for batch in (after, before):
+        text = proc.tokenizer.decode(batch["input_ids"][0], skip_special_tokens=True)
+        assert "[0.100, 0.350, 0.500, 0.650]" in text  # converted to the padded square
+        assert "[120, 40, 300, 200]" in text and "[1, 2, 3, 4]" in text  # untouched
+
+
+def test_media_errors_name_the_message_as_the_caller_numbered_it(tiny, tmp_path):
+    _, proc = tiny
+    conv = [{"role": "system", "content": "Be brief."}, _user({"type": "text", "text": "look"},
+                                                              {"type": "audio", "audio": b"not audio at all"})]
+    with pytest.raises(MediaError, match="message 1, part 1") as info:
+        proc(conv)
+    assert info.value.part == (1, 1)  # the server names messages[1].content[1]
+
+
 def test_post_process_spans_and_garbage(tiny):
     _, proc = tiny
     info = [MediaInfo("video", original_size=(64, 48), duration=20.0)]

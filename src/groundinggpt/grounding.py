@@ -224,8 +224,7 @@ def invalid_coordinates(text: str) -> list[str]:
     _check_text(text)
     bad = []
     for m in _BOX_RE.finditer(text):
-        x1, y1, x2, y2 = (float(g) for g in m.groups())
-        if not (0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0):
+        if not _is_valid_box(m):
             bad.append((m.start(), f"box {m.group(0).strip()}"))
     for m in _SPAN_RE.finditer(text):
         t1, t2 = (float(g) for g in m.groups())
@@ -302,14 +301,28 @@ def parse_grounding(text: str) -> list[GroundedEntity]:
     return out
 
 
-def replace_boxes(text: str, fn: Callable[[Box], Box]) -> str:
+def _is_valid_box(m: re.Match[str]) -> bool:
+    x1, y1, x2, y2 = (float(g) for g in m.groups())
+    return 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
+
+
+def replace_boxes(text: str, fn: Callable[[Box], Box], *, only_valid: bool = False) -> str:
     """Rewrite every box in ``text`` through ``fn`` and re-format it.
 
-    Example: ``replace_boxes(prompt, lambda b: original_to_square(b, w, h))``
+    Example: ``replace_boxes(prompt, lambda b: original_to_square(b, w, h), only_valid=True)``
     converts user boxes to the model's frame before the prompt reaches it.
+
+    Args:
+        only_valid: leave alone what is not a valid relative box (``0 <= x1 < x2 <= 1``, the
+            same for y): in a user's text ``[120, 40, 300, 200]`` (pixels) or ``[1, 2, 3, 4]``
+            is not a box of the coordinate contract, and clipping it would garble it.
+
+    >>> replace_boxes("sum [1, 2, 3, 4] at [0.1, 0.2, 0.5, 0.6]", lambda b: b, only_valid=True)
+    'sum [1, 2, 3, 4] at [0.100, 0.200, 0.500, 0.600]'
     """
     _check_text(text)
-    return _BOX_RE.sub(lambda m: format_box(fn(_box_of(m))), text)
+    return _BOX_RE.sub(lambda m: m.group(0) if only_valid and not _is_valid_box(m) else format_box(fn(_box_of(m))),
+                       text)
 
 
 # --- coordinate frames -----------------------------------------------------------

@@ -264,6 +264,33 @@ class GroundingGPTProcessor:
             out.append({"role": role, "content": list(content)})
         return out
 
+    def _load_media(self, messages: list[dict[str, Any]], first: int, where: str, load: Any,
+                    ) -> dict[tuple[int, int], tuple[Any, MediaInfo]]:
+        """Every medium of the conversation, in order: ``(message, part) -> (tensor, info)``."""
+        loaded: dict[tuple[int, int], tuple[Any, MediaInfo]] = {}
+        counts = {k: 0 for k in MEDIA_KINDS}
+        for i, message in enumerate(messages[first:], start=first):
+            if message["role"] != "user":
+                continue
+            for j, part in enumerate(message["content"]):
+                kind = part["type"]
+                if kind == "text":
+                    continue
+                counts[kind] += 1
+                limit = self.config.max_media.get(kind, 0) if self.seq_lengths[kind] else 0
+                if counts[kind] > limit:
+                    raise InputError(
+                        f"{where}: {counts[kind]} {kind} parts, but this model supports at most {limit} per conversation"
+                    )
+                source = _part_source(part, kind, f"{where}, message {i}, part {j}")
+                try:
+                    loaded[(i, j)] = load(kind, source)
+                except MediaError as e:
+                    located = MediaError(f"{where}, message {i}, part {j}: {e}")
+                    located.part, located.reason = (i, j), str(e)
+                    raise located from e
+        return loaded
+
     def _encode_conversation(self, messages: Any, where: str, add_generation_prompt: bool, media_loader=None):
         """→ (ids, labels, media tensors by kind, media infos)."""
         load = media_loader or self.load_medium
@@ -273,7 +300,6 @@ class GroundingGPTProcessor:
         labels: list[int] = []
         media: dict[str, list[torch.Tensor]] = {k: [] for k in MEDIA_KINDS}
         infos: list[MediaInfo] = []
-        current_image: MediaInfo | None = None
 
         def text(s: str, train: bool = False) -> None:
             if not s:
@@ -283,23 +309,30 @@ class GroundingGPTProcessor:
             ids.extend(toks)
             labels.extend(toks if train else [IGNORE_INDEX] * len(toks))
 
-        def to_square(s: str) -> str:
-            # Boxes a user or dataset writes are relative to the original image; the model's are not.
-            if current_image is None:
-                return s
-            w, h = current_image.original_size
-            return replace_boxes(s, lambda b: original_to_square(b, w, h))
-
         if self.tokenizer.bos_token_id is not None:
             ids.append(self.tokenizer.bos_token_id)
             labels.append(IGNORE_INDEX)
         system = t.system if self.config.system_prompt is None else self.config.system_prompt
+        first = 0  # index of the first non-system message: errors name messages as the caller numbered them
         if messages[0]["role"] == "system":
             system = "".join(p["text"] for p in messages[0]["content"] if p["type"] == "text")
-            messages = messages[1:]
+            first = 1
+        loaded = self._load_media(messages, first, where, load)
+        # Boxes in text refer to the conversation's image (the latest one at or before the
+        # message, else the first), also when the text comes before the image part, as
+        # OpenAI clients often send it.
+        images = [(i, info) for (i, _), (_, info) in loaded.items() if info.kind == "image"]
+
+        def to_square(s: str, i: int) -> str:
+            # Boxes a user or dataset writes are relative to the original image; the model's are not.
+            frame = ([info for at, info in images if at <= i] or [info for _, info in images[:1]] or [None])[-1]
+            if frame is None:
+                return s
+            w, h = frame.original_size
+            return replace_boxes(s, lambda b: original_to_square(b, w, h), only_valid=True)
+
         text(system + t.after_system)
-        counts = {k: 0 for k in MEDIA_KINDS}
-        for i, message in enumerate(messages):
+        for i, message in enumerate(messages[first:], start=first):
             if message["role"] == "system":
                 raise InputError(f"{where}, message {i}: a system message may only come first")
             if message["role"] == "user":
@@ -307,26 +340,12 @@ class GroundingGPTProcessor:
                 for j, part in enumerate(message["content"]):
                     kind = part["type"]
                     if kind == "text":
-                        text(to_square(part["text"]))
+                        text(to_square(part["text"], i))
                         continue
-                    counts[kind] += 1
-                    limit = self.config.max_media.get(kind, 0) if self.seq_lengths[kind] else 0
-                    if counts[kind] > limit:
-                        raise InputError(
-                            f"{where}: {counts[kind]} {kind} parts, but this model supports at most {limit} per conversation"
-                        )
-                    source = _part_source(part, kind, f"{where}, message {i}, part {j}")
-                    try:
-                        tensor, info = load(kind, source)
-                    except MediaError as e:
-                        located = MediaError(f"{where}, message {i}, part {j}: {e}")
-                        located.part, located.reason = (i, j), str(e)
-                        raise located from e
+                    tensor, info = loaded[(i, j)]
                     if tensor is not None:  # None: the caller supplies features (e.g. the feature cache)
                         media[kind].append(tensor)
                     infos.append(info)
-                    if kind == "image":
-                        current_image = info
                     n = self.seq_lengths[kind]
                     ids.extend([self.token_ids[kind]] * n)
                     labels.extend([IGNORE_INDEX] * n)
@@ -335,7 +354,7 @@ class GroundingGPTProcessor:
             else:
                 answer = "".join(p["text"] for p in message["content"])
                 text(t.assistant_prefix)
-                text(t.answer_prefix + to_square(answer), train=True)
+                text(t.answer_prefix + to_square(answer, i), train=True)
                 if t.answer_suffix is None:
                     ids.append(self.tokenizer.eos_token_id)
                     labels.append(self.tokenizer.eos_token_id)
