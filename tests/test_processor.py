@@ -65,6 +65,39 @@ def test_labels_train_only_assistant_answers(tiny):
     assert (labels != IGNORE_INDEX).sum() < (batch["attention_mask"][0] == 1).sum() / 3
 
 
+@pytest.mark.parametrize("kind", ["tiny byte-level BPE", "Vicuna-style SentencePiece"])
+def test_tokens_are_the_whole_prompt_string_as_llava_tokenises_it(tiny, tmp_path, kind):
+    """The template's pieces are tokenised as one string between media placeholders, as
+    LLaVA's tokenizer_image_token does: tokenised apart, SentencePiece put a "▁" before each
+    piece ("questions. ▁ ▁USER") that Vicuna never saw. Only the answers are trained."""
+    _, proc = tiny
+    if kind != "tiny byte-level BPE":
+        from test_presets import sentencepiece_only_vicuna
+        from transformers import AutoTokenizer
+
+        from groundinggpt.processor import GroundingGPTProcessor, ProcessorConfig
+
+        sentencepiece_only_vicuna(tmp_path / "vicuna")
+        tok = AutoTokenizer.from_pretrained(tmp_path / "vicuna")
+        tok.add_tokens(["<image>", "<video>", "<audio>"], special_tokens=True)
+        proc = GroundingGPTProcessor(tok, ProcessorConfig(chat_template="vicuna_v1", image_seq_length=3))
+    tok = proc.tokenizer
+    loader = lambda kind, source: (None, MediaInfo(kind, original_size=(100, 100)))  # noqa: E731
+    conv = [_user({"type": "image", "image": "x"}, {"type": "text", "text": "Where is the cat?"}),
+            {"role": "assistant", "content": "The cat[0.100, 0.200, 0.300, 0.400]."},
+            {"role": "user", "content": "And the dog?"}, {"role": "assistant", "content": "Gone."}]
+    batch = proc(conv, media_loader=loader, return_labels=True, padding_side="right")
+    prompt = (proc.template.system + " USER: <image>\nWhere is the cat? ASSISTANT: The cat[0.100, 0.200, 0.300, "
+              "0.400].</s>USER: And the dog? ASSISTANT: Gone.</s>")
+    before, after = prompt.split("<image>")
+    expected = ([tok.bos_token_id] + tok(before, add_special_tokens=False)["input_ids"]
+                + [proc.token_ids["image"]] * proc.seq_lengths["image"] + tok(after, add_special_tokens=False)["input_ids"])
+    assert batch["input_ids"][0].tolist() == expected
+    labels = batch["labels"][0]
+    trained = tok.decode(labels[labels != IGNORE_INDEX], skip_special_tokens=False)
+    assert trained.replace(" ", "") == "Thecat[0.100,0.200,0.300,0.400].</s>Gone.</s>"
+
+
 def test_right_and_left_padding(tiny):
     _, proc = tiny
     convs = [[{"role": "user", "content": "a"}], [{"role": "user", "content": "a much longer question here"}]]

@@ -301,17 +301,24 @@ class GroundingGPTProcessor:
         media: dict[str, list[torch.Tensor]] = {k: [] for k in MEDIA_KINDS}
         infos: list[MediaInfo] = []
 
+        # Text is tokenised a run at a time, between placeholders and end-of-turn tokens, as
+        # the whole prompt string is in LLaVA: tokenising each piece apart made SentencePiece
+        # put a "▁" before every piece ("questions. ▁ ▁USER"), which Vicuna never saw.
+        run: list[tuple[str, bool]] = []
+        after_eos = [False]
+
         def text(s: str, train: bool = False) -> None:
-            if not s:
-                return
-            # split_special_tokens: a user typing "<image>" or "</s>" gets plain text tokens.
-            toks = self.tokenizer(s, add_special_tokens=False, split_special_tokens=True)["input_ids"]
-            ids.extend(toks)
-            labels.extend(toks if train else [IGNORE_INDEX] * len(toks))
+            if s:
+                run.append((s, train))
+
+        def token(token_id: int, train: bool = False) -> None:
+            self._tokenize_run(run, ids, labels, after_eos[0])
+            ids.append(token_id)
+            labels.append(token_id if train else IGNORE_INDEX)
+            after_eos[0] = token_id == self.tokenizer.eos_token_id
 
         if self.tokenizer.bos_token_id is not None:
-            ids.append(self.tokenizer.bos_token_id)
-            labels.append(IGNORE_INDEX)
+            token(self.tokenizer.bos_token_id)
         system = t.system if self.config.system_prompt is None else self.config.system_prompt
         first = 0  # index of the first non-system message: errors name messages as the caller numbered them
         if messages[0]["role"] == "system":
@@ -346,9 +353,8 @@ class GroundingGPTProcessor:
                     if tensor is not None:  # None: the caller supplies features (e.g. the feature cache)
                         media[kind].append(tensor)
                     infos.append(info)
-                    n = self.seq_lengths[kind]
-                    ids.extend([self.token_ids[kind]] * n)
-                    labels.extend([IGNORE_INDEX] * n)
+                    for _ in range(self.seq_lengths[kind]):
+                        token(self.token_ids[kind])
                     text("\n")
                 text(t.user_suffix)
             else:
@@ -356,15 +362,50 @@ class GroundingGPTProcessor:
                 text(t.assistant_prefix)
                 text(t.answer_prefix + to_square(answer, i), train=True)
                 if t.answer_suffix is None:
-                    ids.append(self.tokenizer.eos_token_id)
-                    labels.append(self.tokenizer.eos_token_id)
+                    token(self.tokenizer.eos_token_id, train=True)
                 else:
                     text(t.answer_suffix, train=True)
         if add_generation_prompt:
             if messages[-1]["role"] == "assistant":
                 raise InputError(f"{where}: add_generation_prompt=True but the last message is the assistant's")
             text(t.assistant_prefix)
+        self._tokenize_run(run, ids, labels, after_eos[0])
         return ids, labels, media, infos
+
+    def _tokenize_run(self, run: list[tuple[str, bool]], ids: list[int], labels: list[int],
+                      after_eos: bool = False) -> None:
+        """Tokenise a run of ``(text, trained)`` pieces as one string, append the ids and their
+        labels (a token is trained where it covers trained text), and empty the run.
+
+        After an end-of-turn token the run continues LLaVA's prompt string ("...</s>USER: "),
+        where a SentencePiece tokenizer adds no "▁" as it does at a string's start: the run
+        is then tokenised behind a newline, whose tokens are dropped.
+        """
+        if not run:
+            return
+        # split_special_tokens: a user typing "<image>" or "</s>" gets plain text tokens.
+        kw = dict(add_special_tokens=False, split_special_tokens=True)
+        if not self.tokenizer.is_fast:  # no character offsets: piece by piece, as before
+            for piece, train in run:
+                toks = self.tokenizer(piece, **kw)["input_ids"]
+                ids.extend(toks)
+                labels.extend(toks if train else [IGNORE_INDEX] * len(toks))
+            run.clear()
+            return
+        trained, at = [], 0
+        for piece, train in run:
+            if train:
+                trained.append((at, at + len(piece)))
+            at += len(piece)
+        lead = "\n" if after_eos else ""
+        skip = len(self.tokenizer(lead, **kw)["input_ids"]) if lead else 0
+        enc = self.tokenizer(lead + "".join(piece for piece, _ in run), return_offsets_mapping=True, **kw)
+        run.clear()
+        trained = [(s + len(lead), e + len(lead)) for s, e in trained]
+        for tok, (a, b) in zip(enc["input_ids"][skip:], enc["offset_mapping"][skip:]):
+            inside = any((b > s and a < e) if b > a else s <= a < e for s, e in trained)
+            ids.append(tok)
+            labels.append(tok if inside else IGNORE_INDEX)
 
     def __call__(
         self,
