@@ -7,6 +7,7 @@ safetensors + ``parts.json`` with the settings and the pretraining report)::
     python scripts/pretrain_miniature.py                      # all three parts, ~50 min on 2 CPU cores (vision 12, audio 2.4, LLM 36)
     python scripts/pretrain_miniature.py --parts llm --out /tmp/parts   # one part (others copied from --out)
     python scripts/pretrain_miniature.py --quick --out /tmp/parts      # a smoke run (seconds)
+    python scripts/pretrain_miniature.py --parts llm --llm-device cuda  # the LLM on a GPU (~1.5 min on an H100)
 
 Data: only the synthetic world's captions and plain text, from seeds disjoint from any
 quickstart world (see ``groundinggpt.miniature.corpus``): no coordinates, no timestamps,
@@ -26,9 +27,11 @@ from pathlib import Path
 import torch
 
 
-def _finished(report: dict, started: float) -> dict:
-    """A part's pretraining report with its total time (corpus included) and its log thinned to ~50 rows."""
+def _finished(report: dict, started: float, environment: dict) -> dict:
+    """A part's pretraining report with its total time (corpus included), where it ran, and
+    its log thinned to ~50 rows."""
     report["total_seconds"] = time.perf_counter() - started
+    report["environment"] = environment
     report["log"] = report["log"][:: max(1, len(report["log"]) // 50)]
     return report
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--audio-steps", type=int, default=600)
     p.add_argument("--llm-chats", type=int, default=40000)
     p.add_argument("--llm-steps", type=int, default=2000)
+    p.add_argument("--llm-device", default="cpu", help="where the LLM trains: cpu (default) or cuda")
     args = p.parse_args(argv)
     if args.quick:
         args.vision_images, args.vision_steps = 64, 2
@@ -77,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         "script": "scripts/pretrain_miniature.py", "seed": args.seed,
         "config": {"vision": config.vision_config.to_dict(), "audio": dict(config.audio_config.encoder),
                    "llm": config.text_config.to_dict(), "system_prompt": processor.config.system_prompt},
-        "environment": {"torch": torch.__version__, "python": platform.python_version(),
-                        "threads": args.threads},
     })
+    info.pop("environment", None)  # each report says where its part was trained (parts may differ)
+    environment = {"torch": torch.__version__, "python": platform.python_version(), "threads": args.threads}
     info.setdefault("reports", {})
     say = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
 
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[vision] CLIP-style pretraining, {args.vision_steps} steps")
         report = pretrain_vision(model.vision_tower, tokenizer, corpus, steps=args.vision_steps, seed=args.seed,
                                  validation=val, say=say)
-        info["reports"]["vision"] = _finished(report, t)
+        info["reports"]["vision"] = _finished(report, t, environment)
     if "audio" in wanted:
         say(f"[audio] corpus of {args.audio_clips} clips ...")
         t = time.perf_counter()
@@ -102,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"[audio] ImageBind-style pretraining, {args.audio_steps} steps")
         report = pretrain_audio(model.audio_encoder, tokenizer, features, captions, steps=args.audio_steps,
                                 seed=args.seed, validation=(vfeat, vcaps), say=say)
-        info["reports"]["audio"] = _finished(report, t)
+        info["reports"]["audio"] = _finished(report, t, environment)
     if "llm" in wanted:
         say(f"[llm] corpus of {args.llm_chats} text-only chats ...")
         t = time.perf_counter()
@@ -110,8 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         val = encode_chats(processor, chat_corpus(min(500, args.llm_chats), stream=1))
         say(f"[llm] language-model pretraining, {args.llm_steps} steps")
         report = pretrain_llm(model.language_model, encoded, pad_id=tokenizer.pad_token_id, steps=args.llm_steps,
-                              seed=args.seed, validation=val, say=say, bf16=True)
-        info["reports"]["llm"] = _finished(report, t)
+                              seed=args.seed, validation=val, say=say, bf16=True, device=args.llm_device)
+        device = torch.cuda.get_device_name() if args.llm_device.startswith("cuda") else "cpu"
+        info["reports"]["llm"] = _finished(report, t, {**environment, "device": device})
     save_parts(out, vision=model.vision_tower, audio=model.audio_encoder, llm=model.language_model, info=info)
     sizes = {k: (out / f).stat().st_size for k, f in PART_FILES.items()}
     say(f"wrote {out}: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))

@@ -339,9 +339,15 @@ def pretrain_llm(
     log_every: int = 100,
     validation: list[tuple[list[int], list[int]]] | None = None,
     bf16: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Train a causal LM (in place) on encoded chats; loss on the answers only."""
+    """Train a causal LM (in place) on encoded chats; loss on the answers only.
+
+    ``device`` may be ``"cuda"``: the batches are drawn on the CPU as on a CPU run (same
+    seed, same samples); the model is moved there and back.
+    """
     torch.manual_seed(seed)
+    model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
     gen = torch.Generator().manual_seed(seed)
@@ -361,14 +367,14 @@ def pretrain_llm(
 
     def collate(items):
         batch = collator(items)
-        return batch["input_ids"], batch["labels"], batch["attention_mask"]
+        return batch["input_ids"].to(device), batch["labels"].to(device), batch["attention_mask"].to(device)
 
     for step in range(steps):
         idx = torch.randint(0, len(encoded), (batch_size,), generator=gen).tolist()
         ids, labels, att = collate([train_items[i] for i in idx])
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, steps, lr, warmup)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=bf16):
             loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -388,5 +394,6 @@ def pretrain_llm(
         result["validation"] = {"loss": round(sum(losses) / len(losses), 4)}
         if say:
             say(f"  validation: {result['validation']}")
+    model.to("cpu")
     result["log"] = log
     return result
