@@ -4,7 +4,9 @@ GroundingGPT encodes audio with ImageBind's audio encoder, so audio must reach i
 exactly as ImageBind's ``load_and_transform_audio_data`` prepares it:
 
 1. decode, mix to mono and resample to 16 kHz (band-limited sinc resampling, the
-   same filter as ``torchaudio.functional.resample``'s defaults);
+   same filter as ``torchaudio.functional.resample``'s defaults). The one departure:
+   ImageBind's fbank reads only the first channel of stereo audio; here the channels
+   are averaged;
 2. cut ``num_clips`` (3) clips of ``clip_seconds`` (2 s) placed like pytorchvideo's
    ``ConstantClipsPerVideoSampler`` (see :func:`audio_clip_starts`);
 3. per clip: subtract the clip's mean, compute a 128-bin Kaldi log mel filterbank
@@ -324,6 +326,8 @@ def _array_to_channels(array: Any, name: str) -> np.ndarray:
 
 def _to_mono_tensor(channels: np.ndarray) -> Tensor:
     # Average the channels (an equal-weight down-mix); copy so the tensor owns its memory.
+    # A deliberate departure: ImageBind's torchaudio fbank reads only the first channel of
+    # a stereo clip, so a sound panned right would be lost (it is halved here instead).
     mono = channels.mean(axis=0, dtype=np.float64) if channels.shape[0] > 1 else channels[0]
     return torch.from_numpy(np.array(mono, dtype=np.float32, copy=True))
 
@@ -457,15 +461,19 @@ def _clip_starts_exact(duration: float, num_clips: int, clip_seconds: float) -> 
 
 
 def audio_clip_starts(duration: float, num_clips: int = 3, clip_seconds: float = 2.0) -> list[float]:
-    """Clip start times (seconds) exactly as ImageBind samples them.
+    """Clip start times (seconds) as ImageBind's data code samples them with pytorchvideo 0.1.5.
 
-    ImageBind uses pytorchvideo's ``ConstantClipsPerVideoSampler``, which divides
-    the available start range ``[0, duration - clip_seconds]`` into ``num_clips``
-    equal steps and starts clip ``i`` at ``i * (duration - clip_seconds) / num_clips``.
-    Note the divisor is ``num_clips``, not ``num_clips - 1``: the last clip does not
-    reach the end of the audio (10 s gives starts ``[0, 8/3, 16/3]``, so the audio
-    after 7.33 s is never seen). Audio no longer than one clip gives ``num_clips``
-    clips that all start at 0.
+    ImageBind uses pytorchvideo's ``ConstantClipsPerVideoSampler``, which in the
+    release on PyPI (0.1.5, what the GroundingGPT authors' unpinned requirement
+    installs) divides the available start range ``[0, duration - clip_seconds]`` into
+    ``num_clips`` equal steps and starts clip ``i`` at ``i * (duration - clip_seconds) /
+    num_clips``. The divisor is ``num_clips``, not ``num_clips - 1``: the last clip does
+    not reach the end of the audio (10 s gives starts ``[0, 8/3, 16/3]``, so the audio
+    after 7.33 s is never seen). pytorchvideo's later sources divide by
+    ``max(num_clips - 1, 1)`` (``[0, 4, 8]``), and ImageBind's own requirements pin such
+    a commit. PyPI's 0.1.5 predates that change (January vs April 2022), so this follows
+    what the GroundingGPT authors' environment most likely ran. Audio no
+    longer than one clip gives ``num_clips`` clips that all start at 0.
 
     Args:
         duration: Audio length in seconds.
