@@ -65,7 +65,7 @@ def test_labels_train_only_assistant_answers(tiny):
     assert (labels != IGNORE_INDEX).sum() < (batch["attention_mask"][0] == 1).sum() / 3
 
 
-@pytest.mark.parametrize("kind", ["tiny byte-level BPE", "Vicuna-style SentencePiece"])
+@pytest.mark.parametrize("kind", ["tiny byte-level BPE", "Vicuna-style SentencePiece", "legacy SentencePiece"])
 def test_tokens_are_the_whole_prompt_string_as_llava_tokenises_it(tiny, tmp_path, kind):
     """The template's pieces are tokenised as one string between media placeholders, as
     LLaVA's tokenizer_image_token does: tokenised apart, SentencePiece put a "▁" before each
@@ -78,6 +78,9 @@ def test_tokens_are_the_whole_prompt_string_as_llava_tokenises_it(tiny, tmp_path
         from groundinggpt.processor import GroundingGPTProcessor, ProcessorConfig
 
         sentencepiece_only_vicuna(tmp_path / "vicuna")
+        if kind.startswith("legacy"):  # "▁" after special tokens too (LLaMA-1 era configs)
+            config = tmp_path / "vicuna" / "tokenizer_config.json"
+            config.write_text(config.read_text().replace('"legacy": false', '"legacy": true'))
         tok = AutoTokenizer.from_pretrained(tmp_path / "vicuna")
         tok.add_tokens(["<image>", "<video>", "<audio>"], special_tokens=True)
         proc = GroundingGPTProcessor(tok, ProcessorConfig(chat_template="vicuna_v1", image_seq_length=3))

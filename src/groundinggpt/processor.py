@@ -372,14 +372,30 @@ class GroundingGPTProcessor:
         self._tokenize_run(run, ids, labels, after_eos[0])
         return ids, labels, media, infos
 
+    def _lead_after_eos(self) -> str:
+        """What to tokenise a run behind (and drop) so that it comes out as it does after
+        ``</s>`` inside one prompt string: ``""`` when that is how it comes out at a string's
+        start (byte-level BPE, legacy SentencePiece), ``"\\n"`` when the tokenizer adds a
+        start-of-string "▁" that it would not add after a special token."""
+        if getattr(self, "_lead_cache", None) is None:
+            tok, kw = self.tokenizer, dict(add_special_tokens=False)
+            probe = (self.template.user_prefix or "USER: ") + "x"
+            after = tok(tok.eos_token + probe, **kw)["input_ids"][1:] if tok.eos_token else None
+            self._lead_cache = ""
+            if after is not None and tok(probe, **kw)["input_ids"] != after:
+                behind = tok("\n" + probe, **kw)["input_ids"][len(tok("\n", **kw)["input_ids"]):]
+                self._lead_cache = "\n" if behind == after else ""
+        return self._lead_cache
+
     def _tokenize_run(self, run: list[tuple[str, bool]], ids: list[int], labels: list[int],
                       after_eos: bool = False) -> None:
         """Tokenise a run of ``(text, trained)`` pieces as one string, append the ids and their
         labels (a token is trained where it covers trained text), and empty the run.
 
         After an end-of-turn token the run continues LLaVA's prompt string ("...</s>USER: "),
-        where a SentencePiece tokenizer adds no "▁" as it does at a string's start: the run
-        is then tokenised behind a newline, whose tokens are dropped.
+        where a (non-legacy) SentencePiece tokenizer adds no "▁" as it does at a string's
+        start: the run is then tokenised behind a newline, whose tokens are dropped
+        (:meth:`_lead_after_eos` checks which way this tokenizer goes).
         """
         if not run:
             return
@@ -397,7 +413,7 @@ class GroundingGPTProcessor:
             if train:
                 trained.append((at, at + len(piece)))
             at += len(piece)
-        lead = "\n" if after_eos else ""
+        lead = self._lead_after_eos() if after_eos else ""
         skip = len(self.tokenizer(lead, **kw)["input_ids"]) if lead else 0
         enc = self.tokenizer(lead + "".join(piece for piece, _ in run), return_offsets_mapping=True, **kw)
         run.clear()
