@@ -50,6 +50,65 @@ def test_placeholder_count_mismatch_is_a_clear_error(tiny):
         model(input_ids=ids)
 
 
+def test_placeholders_of_a_medium_not_given_or_split_across_rows_are_errors(tiny):
+    model, _ = tiny
+    cfg = model.config
+    k = cfg.image_seq_length
+    image_and_audio = torch.tensor([[1] + [cfg.image_token_id] * k + [cfg.audio_token_id] * cfg.audio_seq_length])
+    audio = torch.zeros(1, cfg.audio_config.num_clips, 1, cfg.audio_config.num_mel_bins, cfg.audio_config.target_frames)
+    with pytest.raises(ValueError, match="placeholder tokens .* for a medium that was not given"):
+        model(input_ids=image_and_audio, input_features=audio)  # image placeholders, audio only
+    # two rows, two images: the totals match, but one image would be split over both rows
+    rows = torch.tensor([[cfg.image_token_id] * (k + 1) + [20] * (k - 1), [cfg.image_token_id] * (k - 1) + [20] * (k + 1)])
+    with pytest.raises(ValueError, match=rf"rows hold \[{k + 1}, {k - 1}\] placeholder tokens"):
+        model(input_ids=rows, pixel_values=torch.zeros(2, 3, 64, 64))
+
+
+def test_configs_whose_branch_cannot_emit_its_token_count_are_refused():
+    with pytest.raises(ValueError, match="frame_token_pool=3 must divide the patch grid"):
+        tiny_config(video_config={"frame_token_pool": 3})
+    with pytest.raises(ValueError, match="'full' .* needs image_token_pool=1"):
+        tiny_config(vision_feature_select_strategy="full")
+    assert tiny_config(vision_feature_select_strategy="full", image_token_pool=1).image_seq_length == 65
+
+
+@pytest.mark.parametrize("settings", [dict(num_beams=2), dict(do_sample=True, num_return_sequences=2, top_k=5)],
+                         ids=["beams", "return_sequences"])
+def test_expanded_generation_gives_every_copy_all_its_media(tiny, settings):
+    """Beam search repeats each conversation; a conversation's two images must stay A,B in
+    every copy (transformers alone would repeat along the media axis: A,A and B,B)."""
+    import dataclasses
+
+    from PIL import Image
+
+    from groundinggpt.processor import GroundingGPTProcessor
+
+    model, proc = tiny
+    cfg = model.config
+    two = GroundingGPTProcessor(proc.tokenizer, dataclasses.replace(proc.config, max_media={"image": 2}))
+    a, b = Image.new("RGB", (64, 64), (250, 0, 0)), Image.new("RGB", (64, 64), (0, 0, 250))
+    batch = two([{"role": "user", "content": [{"type": "image", "image": a}, {"type": "image", "image": b},
+                                              {"type": "text", "text": "compare"}]}])
+    batch.pop("media_info")
+    with torch.no_grad():
+        feats = model.project_media(pixel_values=batch["pixel_values"])[cfg.image_token_id]
+    seen = []
+    hook = model.language_model.register_forward_pre_hook(
+        lambda m, args, kw: seen.append(kw["inputs_embeds"].detach().clone()), with_kwargs=True)
+    try:
+        torch.manual_seed(0)
+        with torch.no_grad():
+            model.generate(**batch, max_new_tokens=2, pad_token_id=proc.tokenizer.pad_token_id, **settings)
+    finally:
+        hook.remove()
+    prefill, mask = seen[0], batch["input_ids"][0] == cfg.image_token_id
+    k = cfg.image_seq_length
+    assert prefill.shape[0] == 2
+    for row in prefill:
+        torch.testing.assert_close(row[mask][:k], feats[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(row[mask][k:], feats[1], atol=1e-5, rtol=0)
+
+
 def test_no_encoder_runs_for_absent_media(tiny):
     model, _ = tiny
     calls = {"vision": 0, "audio": 0}

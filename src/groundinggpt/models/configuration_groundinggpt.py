@@ -241,6 +241,15 @@ class GroundingGPTConfig(PretrainedConfig):
         grid = self.vision_config.image_size // self.vision_config.patch_size
         if image_token_pool < 1 or grid % image_token_pool:
             raise ValueError(f"image_token_pool={image_token_pool} must divide the patch grid ({grid})")
+        if vision_feature_select_strategy == "full" and image_token_pool != 1:
+            # The CLS token does not pool with the patch grid: the branch could not emit
+            # image_seq_length tokens, and every image forward would fail.
+            raise ValueError(f"vision_feature_select_strategy='full' (CLS kept) needs image_token_pool=1, "
+                             f"got {image_token_pool}")
+        pool = self.video_config.frame_token_pool if self.video_config is not None else 1
+        if pool < 1 or grid % pool:
+            raise ValueError(f"video_config.frame_token_pool={pool} must divide the patch grid ({grid}); "
+                             "pooling would silently drop the last rows and columns of patches")
         self.vision_feature_layer = vision_feature_layer
         self.vision_feature_select_strategy = vision_feature_select_strategy
         self.image_token_pool = image_token_pool

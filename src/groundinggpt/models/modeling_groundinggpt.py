@@ -277,6 +277,11 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
             raise ValueError(f"this model has no {name} branch (config.{name}_config is None) but {name} inputs were given")
 
     def _splice(self, input_ids: torch.Tensor, embeds: torch.Tensor, media: dict[int, torch.Tensor]) -> torch.Tensor:
+        hint = "build inputs with GroundingGPTProcessor so each medium is expanded to the right length"
+        for token_id in self._media_token_ids():
+            if token_id not in media and bool((input_ids == token_id).any()):
+                raise ValueError(f"input_ids hold placeholder tokens (id {token_id}) for a medium that was not "
+                                 f"given; {hint}")
         for token_id, features in media.items():
             mask = input_ids == token_id
             n_tokens = int(mask.sum())
@@ -285,10 +290,53 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
                 raise ValueError(
                     f"placeholder/feature mismatch for token id {token_id}: {n_tokens} placeholder tokens in "
                     f"input_ids but {features.shape[0]} media × {features.shape[1]} tokens = {n_features} features; "
-                    "build inputs with GroundingGPTProcessor so each medium is expanded to the right length"
+                    f"{hint}"
+                )
+            # Each row must hold whole media: equal totals could still split one medium over two rows.
+            per_row = mask.sum(dim=1)
+            if bool((per_row % features.shape[1]).any()):
+                raise ValueError(
+                    f"placeholder/feature mismatch for token id {token_id}: rows hold {per_row.tolist()} placeholder "
+                    f"tokens, not whole media of {features.shape[1]} tokens each; {hint}"
                 )
             embeds = embeds.masked_scatter(mask.unsqueeze(-1), features.to(embeds.dtype).reshape(-1, embeds.shape[-1]))
         return embeds
+
+    def _media_token_ids(self) -> tuple[int, int, int]:
+        return (self.config.image_token_id, self.config.video_token_id, self.config.audio_token_id)
+
+    def _expand_inputs_for_generation(self, expand_size: int = 1, is_encoder_decoder: bool = False,
+                                      input_ids: torch.LongTensor | None = None, **model_kwargs: Any) -> Any:
+        """Beam search and ``num_return_sequences`` repeat each conversation ``expand_size``
+        times. transformers repeats every tensor along dim 0, but dim 0 of a media tensor
+        counts media, not conversations: a conversation with two images would give its
+        copies A,A and B,B. Each conversation's block of media is repeated instead."""
+        if expand_size == 1 or input_ids is None:
+            return super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids, **model_kwargs)
+        c = self.config
+        kinds = {"pixel_values": (c.image_token_id, c.image_seq_length),
+                 "image_features": (c.image_token_id, c.image_seq_length),
+                 "pixel_values_videos": (c.video_token_id, c.video_seq_length),
+                 "video_features": (c.video_token_id, c.video_seq_length),
+                 "input_features": (c.audio_token_id, c.audio_seq_length),
+                 "audio_features": (c.audio_token_id, c.audio_seq_length)}
+        expanded = {}
+        for name, (token_id, length) in kinds.items():
+            tensor = model_kwargs.get(name)
+            if not isinstance(tensor, torch.Tensor) or not length:
+                continue
+            counts = ((input_ids == token_id).sum(dim=1) // length).tolist()
+            if sum(counts) != tensor.shape[0]:
+                continue  # left as it is: the forward pass reports the mismatch
+            starts = [sum(counts[:row]) for row in range(len(counts))]
+            index = [i for row, n in enumerate(counts) for _ in range(expand_size)
+                     for i in range(starts[row], starts[row] + n)]
+            expanded[name] = tensor[torch.tensor(index, dtype=torch.long, device=tensor.device)]
+            model_kwargs.pop(name)
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids,
+                                                                        **model_kwargs)
+        model_kwargs.update(expanded)
+        return input_ids, model_kwargs
 
     def forward(
         self,
@@ -321,8 +369,7 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
             media = self.project_media(
                 pixel_values, pixel_values_videos, input_features, image_features, video_features, audio_features
             )
-            media_ids = (self.config.image_token_id, self.config.video_token_id, self.config.audio_token_id)
-            is_placeholder = torch.isin(input_ids, torch.tensor(media_ids, device=input_ids.device))
+            is_placeholder = torch.isin(input_ids, torch.tensor(self._media_token_ids(), device=input_ids.device))
             if bool(is_placeholder.any()) and not media:
                 raise ValueError(
                     "input_ids contain media placeholder tokens but no media was given "
@@ -350,8 +397,7 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         given = kwargs.get("suppress_tokens")
         if given is None:
             given = getattr(config, "suppress_tokens", None) or []
-        media_ids = (self.config.image_token_id, self.config.video_token_id, self.config.audio_token_id)
-        kwargs["suppress_tokens"] = sorted({*given, *media_ids})
+        kwargs["suppress_tokens"] = sorted({*given, *self._media_token_ids()})
         return super().generate(*args, **kwargs)
 
     def prepare_inputs_for_generation(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
