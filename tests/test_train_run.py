@@ -113,6 +113,7 @@ def test_stage2_starts_from_stage1_and_trains_llm_too(stage1, toy, tmp_path):
     assert info["summary"]["language_model"]["frozen"] == 0
 
     out = run_stage(toy, tmp_path / "stage2", stage=2, model=stage1, previous_data=[str(prev)], alpha=0.5,
+                    media_root=str(toy.parent),
                     sets=["gradient_accumulation_steps=3"])  # 4 current + 1 replayed in one step
     assert_frozen_and_trained(stage1_state, load_file(out / "model.safetensors"), set(plan_for_stage(2).trainable))
     log = json.loads((out / "run_log.json").read_text())
@@ -174,10 +175,49 @@ def test_missing_image_is_skipped_and_reported(toy, tmp_path):
 def test_resume_into_a_new_folder_starts_quietly(toy, tmp_path, capsys):
     run_stage(toy, tmp_path / "new", stage=1, media_root=str(toy.parent), resume=True)
     assert "no complete checkpoint" not in capsys.readouterr().err  # nothing was there to resume
-    (tmp_path / "half").mkdir()
-    (tmp_path / "half" / "notes.txt").write_text("an earlier run died before its first checkpoint")
-    run_stage(toy, tmp_path / "half", stage=1, media_root=str(toy.parent), resume=True)
+    # a run that died before its first checkpoint: its start record is there, nothing else to keep
+    half = tmp_path / "half"
+    run_stage(toy, half, stage=1, media_root=str(toy.parent))
+    for name in ("model.safetensors", "run_log.json"):
+        (half / name).unlink()
+    run_stage(toy, half, stage=1, media_root=str(toy.parent), resume=True)
     assert "--resume: no complete checkpoint in" in capsys.readouterr().err
+
+
+def test_output_folders_that_would_lose_or_mix_work_are_refused(toy, tmp_path, capsys):
+    from groundinggpt.train.recipe import RecipeError
+
+    def start(output, **kw):
+        return run_stage(toy, output, stage=1, media_root=str(toy.parent), **kw)
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "config.json").write_text("{}")  # somebody else's files: never overwritten in silence
+    with pytest.raises(RecipeError, match="is not empty .*config.json.* --overwrite"):
+        start(mine)
+    with pytest.raises(RecipeError, match="is not empty"):
+        start(mine, resume=True)  # nothing of ours to resume there either
+    assert (mine / "config.json").read_text() == "{}"
+    start(mine, overwrite=True)  # asked for
+    done = start(tmp_path / "done")
+    with pytest.raises(RecipeError, match="is not empty"):
+        start(done)  # a finished model folder is not re-trained over
+    weights = (done / "model.safetensors").read_bytes()
+    start(done, resume=True)  # finished: nothing to do, nothing touched
+    assert "finished already" in capsys.readouterr().err and (done / "model.safetensors").read_bytes() == weights
+    with pytest.raises(RecipeError, match=r"holds another run \(stage: 1 there, 2 now"):
+        run_stage(toy, done, stage=2, model=done, media_root=str(toy.parent), resume=True)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(RecipeError, match="is a file"):
+        start(afile)
+    with pytest.raises(RecipeError, match="no optimizer step was taken"):
+        start(tmp_path / "zero", max_steps=-1, sets=["num_train_epochs=0"])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "more.jsonl").write_text(toy.read_text())
+    with pytest.raises(RecipeError, match="different folders .* give --media-root"):
+        run_stage([toy, other / "more.jsonl"], tmp_path / "two-roots")
 
 
 def test_a_diverged_run_fails_loudly_and_saves_nothing(toy, tmp_path):

@@ -33,6 +33,7 @@ def run(args: argparse.Namespace) -> int:
         "feature_cache": args.feature_cache,
         # store_true flags: only an explicit flag overrides the recipe.
         "resume": True if args.resume else None, "strict": True if args.strict else None,
+        "overwrite": True if args.overwrite else None,
         "lora": True if args.lora else None,
         "gradient_checkpointing": True if args.gradient_checkpointing else None,
     }
@@ -58,6 +59,8 @@ def register(sub) -> None:
     p.add_argument("--output", required=True, help="run folder: checkpoints, logs, the final model")
     p.add_argument("--recipe", help="recipe name (stage1, tiny-stage2 ...) or YAML file")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --output")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write into a non-empty --output that holds no run to resume (its files may be replaced)")
     p.add_argument("--strict", action="store_true", help="stop at the first bad sample instead of skipping it")
     p.add_argument("--feature-cache", metavar="DIR", help="cache the frozen encoders' features in DIR")
     p.add_argument("--lora", action="store_true", help="LoRA on the LLM instead of full tuning (stages 2-3)")

@@ -82,6 +82,7 @@ class TrainConfig:
             ``training.bf16``).
         output: the run folder: checkpoints, logs and the final model.
         resume: continue from the last complete checkpoint in ``output``.
+        overwrite: write into a non-empty ``output`` that holds no run to resume.
         training: ``TrainingArguments`` keyword arguments.
         recipe: the recipe file this config came from (for logs).
     """
@@ -105,6 +106,7 @@ class TrainConfig:
     load_dtype: str = "float32"
     output: str | None = None
     resume: bool = False
+    overwrite: bool = False
     training: dict[str, Any] = field(default_factory=dict)
     recipe: str | None = None
 

@@ -43,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 RUN_LOG = "run_log.json"
 SKIP_LOG = "skipped.jsonl"
+# Written when a run starts: what a --resume must match (a checkpoint of another stage,
+# model or data set would load, or fail deep inside the optimizer, or train past its end).
+RUN_START = "train_run.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -334,6 +337,60 @@ def _check_finite(model: torch.nn.Module, log_history: list[dict[str, Any]] = ()
             "Look for the first non-finite loss in the log: a bad medium or a learning rate too high")
 
 
+def _run_identity(config: TrainConfig) -> dict[str, Any]:
+    return {"stage": config.stage, "model": config.model,
+            "data": [str(Path(d).resolve()) for d in config.data],
+            "previous_data": [str(Path(d).resolve()) for d in config.previous_data],
+            "max_steps": config.training.get("max_steps"), "num_train_epochs": config.training.get("num_train_epochs")}
+
+
+def check_output(config: TrainConfig) -> bool:
+    """Refuse an ``--output`` that would lose or mix work; ``True`` if it holds this very
+    run, finished (``--resume`` then has nothing to do).
+
+    A new or empty folder starts a run. A folder with checkpoints needs ``--resume``, and a
+    resumed run must be the one that started there (same stage, model, data and length).
+    Any other non-empty folder (another run's model, unrelated files) is refused unless
+    ``--overwrite``: training would replace its ``config.json`` and weights in silence.
+    """
+    output = Path(config.output)
+    if output.exists() and not output.is_dir():
+        raise RecipeError(f"--output {output} is a file; expected a folder for the run")
+    if not output.is_dir() or not any(output.iterdir()):
+        return False
+    if config.overwrite:
+        return False
+    started = output / RUN_START
+    if config.resume and started.is_file():
+        before = json.loads(started.read_text(encoding="utf-8"))
+        now = _run_identity(config)
+        changed = [k for k in now if before.get(k) != now[k]]
+        if changed:
+            shown = "; ".join(f"{k}: {before.get(k)!r} there, {now[k]!r} now" for k in changed)
+            raise RecipeError(f"--resume: {output} holds another run ({shown}); resume it with its own settings, "
+                              "or choose another --output")
+        return (output / RUN_LOG).is_file() and (output / "model.safetensors").is_file()
+    if _has_checkpoints(output):
+        if not config.resume:
+            raise RecipeError(f"{output} already holds checkpoints: pass --resume to continue that run, "
+                              "or choose another --output")
+        return False  # a run from before the start record: resumed as it is
+    examples = ", ".join(sorted(p.name for p in output.iterdir())[:3])
+    raise RecipeError(f"--output {output} is not empty ({examples}, ...) and holds no run to resume; training would "
+                      "overwrite what is there: choose a new folder, or pass --overwrite")
+
+
+def check_media_root(config: TrainConfig) -> Path:
+    """The folder media paths are relative to: ``--media-root``, else the data files' folder."""
+    if config.media_root:
+        return Path(config.media_root)
+    folders = sorted({str(Path(d).resolve().parent) for d in [*config.data, *config.previous_data]})
+    if len(folders) > 1:
+        raise RecipeError(f"the data files are in different folders ({', '.join(folders)}), so their media paths "
+                          "may be relative to different roots: give --media-root")
+    return Path(folders[0])
+
+
 def train(config: TrainConfig) -> Path:
     """Run one training stage; return the output folder holding the final model.
 
@@ -352,6 +409,10 @@ def train(config: TrainConfig) -> Path:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     output = Path(config.output)
+    if check_output(config):
+        print(f"--resume: the run in {output} finished already ({RUN_LOG}); nothing to do", file=sys.stderr)
+        return output
+    media_root = check_media_root(config)
 
     # Data first: a typo on line 90 000 should cost seconds, not a model load.
     t = time.perf_counter()
@@ -361,9 +422,6 @@ def train(config: TrainConfig) -> Path:
     timings["read_data_s"] = time.perf_counter() - t
 
     resume_from = last_complete_checkpoint(output) if config.resume else None
-    if not config.resume and _has_checkpoints(output):
-        raise RecipeError(f"{output} already holds checkpoints: pass --resume to continue that run, "
-                          "or choose another --output")
     args = make_training_arguments(config)
     # Set up torch.distributed (and DeepSpeed's communication) now, not lazily at the first
     # use: under ZeRO-3 the model is built inside deepspeed.zero.Init, which reads the world
@@ -390,7 +448,6 @@ def train(config: TrainConfig) -> Path:
     timings["load_model_s"] = time.perf_counter() - t
     _say(args, f"stage {config.stage}: {freeze['plan']['description']}\n{format_summary(freeze['summary'])}")
 
-    media_root = Path(config.media_root) if config.media_root else Path(config.data[0]).resolve().parent
     skip_log = output / SKIP_LOG
     cache = None
     cache_report = None
@@ -401,6 +458,7 @@ def train(config: TrainConfig) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         if args.process_index == 0 and resume_from is None:
             skip_log.unlink(missing_ok=True)
+            (output / RUN_START).write_text(json.dumps(_run_identity(config), indent=2), encoding="utf-8")
         if config.feature_cache:
             from ..data.feature_cache import FeatureCache
 
@@ -427,6 +485,9 @@ def train(config: TrainConfig) -> Path:
     t = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     timings["train_s"] = time.perf_counter() - t
+    if trainer.state.global_step == 0:
+        raise RecipeError("no optimizer step was taken (num_train_epochs 0, or too few samples for one batch?); "
+                          "the model was not saved")
     _check_finite(model, trainer.state.log_history)
 
     t = time.perf_counter()
@@ -445,7 +506,9 @@ def train(config: TrainConfig) -> Path:
             "config": config.to_dict(),
             "world_size": args.world_size,
             "resumed_from": str(resume_from) if resume_from else None,
-            "data": {**mix, "media_root": str(media_root), "trained_on": len(dataset)},
+            "data": {**mix, "media_root": str(media_root),
+                     # samples skipped while training (too long, a medium that failed) count out too
+                     "trained_on": len({s.id for s in dataset.samples} - {sid for sid, _ in skips.skipped})},
             "skipped": skips.to_dict(),
             "freeze": freeze,
             "feature_cache": cache_report,
