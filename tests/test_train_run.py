@@ -249,6 +249,34 @@ def test_cli_errors_before_training(toy, tmp_path, capsys):
     assert "learnig_rate" in err and str(recipe) in err
 
 
+@pytest.mark.parametrize("assignment, message", [
+    ("learning_rate=abc", "training.learning_rate must be a positive number, got 'abc'"),
+    ("learning_rate=", "training.learning_rate must be a positive number, got None"),
+    ("gradient_accumulation_steps=0", "training.gradient_accumulation_steps must be a positive integer, got 0"),
+    ("num_train_epochs=[1, 2]", "training.num_train_epochs must be a number >= 0, got [1, 2]"),
+    ("alpha=abc", "groundinggpt.alpha must be a number, got 'abc'"),
+    ("max_length=1.5", "groundinggpt.max_length must be a positive integer or null, got 1.5"),
+    ("strict=maybe", "groundinggpt.strict must be true or false, got 'maybe'"),
+])
+def test_set_values_of_the_wrong_type_are_named_before_anything_loads(toy, tmp_path, capsys, assignment, message):
+    from groundinggpt.cli import main
+
+    out = tmp_path / "out"
+    assert main(["train", "--stage", "1", "--model", "tiny", "--data", str(toy), "--output", str(out),
+                 "--set", assignment]) == 2
+    assert message in capsys.readouterr().err and not out.exists()
+
+
+def test_a_recipe_that_is_not_utf8_is_named(toy, tmp_path, capsys):
+    from groundinggpt.cli import main
+
+    recipe = tmp_path / "latin1.yaml"
+    recipe.write_bytes("training:\n  learning_rate: 1.0e-3  # caf\xe9\n".encode("latin-1"))
+    assert main(["train", "--stage", "1", "--model", "tiny", "--data", str(toy), "--output", str(tmp_path / "o"),
+                 "--recipe", str(recipe)]) == 2
+    assert f"{recipe}: not UTF-8 text" in capsys.readouterr().err
+
+
 def test_last_complete_checkpoint_ignores_a_half_written_one(tmp_path):
     assert last_complete_checkpoint(tmp_path / "nothing") is None
     for step, complete in ((2, True), (10, True), (12, False)):  # a kill during the save of step 12

@@ -120,6 +120,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Check the values that no later step would report clearly."""
+        _check_types(self)
         if self.stage not in (1, 2, 3):
             raise RecipeError(f"stage must be 1, 2 or 3, got {self.stage!r}")
         if not self.model:
@@ -136,6 +137,53 @@ class TrainConfig:
             raise RecipeError("--lora trains the LLM through adapters; stage 1 keeps the LLM frozen (use stage 2 or 3)")
         if self.load_dtype not in ("float32", "bfloat16", "float16"):
             raise RecipeError(f"load_dtype must be float32, bfloat16 or float16, got {self.load_dtype!r}")
+
+
+# Settings whose wrong type would otherwise surface as a traceback deep in the Trainer
+# (``learning_rate=abc``) or a message that names no key (``alpha=abc``).
+_SCALAR_TYPES: dict[str, tuple[str, Any]] = {
+    "stage": ("an integer", lambda v: _is_int(v)),
+    "alpha": ("a number", lambda v: _is_number(v)),
+    "max_length": ("a positive integer or null", lambda v: v is None or (_is_int(v) and v > 0)),
+    "lora_r": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "lora_alpha": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "lora_dropout": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    **{k: ("true or false", lambda v: isinstance(v, bool))
+       for k in ("lora", "gradient_checkpointing", "strict", "resume", "overwrite")},
+}
+_TRAINING_TYPES: dict[str, tuple[str, Any]] = {
+    "learning_rate": ("a positive number", lambda v: _is_number(v) and v > 0),
+    "per_device_train_batch_size": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "gradient_accumulation_steps": ("a positive integer", lambda v: _is_int(v) and v > 0),
+    "num_train_epochs": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "max_steps": ("an integer", lambda v: _is_int(v)),
+    "warmup_steps": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "weight_decay": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "max_grad_norm": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "seed": ("an integer", lambda v: _is_int(v)),
+    "save_steps": ("a positive number", lambda v: _is_number(v) and v > 0),
+    "logging_steps": ("a positive number", lambda v: _is_number(v) and v > 0),
+    "dataloader_num_workers": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("bf16", "fp16", "tf32")},
+}
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v  # not NaN
+
+
+def _check_types(config: TrainConfig) -> None:
+    for key, (expected, ok) in _SCALAR_TYPES.items():
+        value = getattr(config, key)
+        if not ok(value):
+            raise RecipeError(f"groundinggpt.{key} must be {expected}, got {value!r}")
+    for key, (expected, ok) in _TRAINING_TYPES.items():
+        if key in config.training and not ok(config.training[key]):  # null too: TrainingArguments wants a value
+            raise RecipeError(f"training.{key} must be {expected}, got {config.training[key]!r}")
 
 
 #: The keys a recipe's ``groundinggpt:`` section may hold.
@@ -251,6 +299,8 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: invalid YAML ({e})") from e
+    except UnicodeDecodeError as e:
+        raise RecipeError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a YAML recipe") from e
     if not isinstance(raw, dict):
         raise RecipeError(f"{path}: a recipe must be a mapping with 'training' and 'groundinggpt' sections")
     for key in raw:
@@ -358,7 +408,7 @@ def build_config(
             _check_training_key(key, "command line", valid)
             loaded["training"][key] = value
     gg = dict(loaded["groundinggpt"])
-    if "stage" in gg and "stage" in overrides and int(gg["stage"]) != int(overrides["stage"]):
+    if "stage" in gg and "stage" in overrides and gg["stage"] != overrides["stage"]:
         warnings.warn(f"recipe {loaded['path']} is written for stage {gg['stage']}, but stage {overrides['stage']} "
                       "was asked for: the command line wins (freeze plan of that stage, recipe's hyper-parameters)",
                       stacklevel=2)
@@ -369,6 +419,7 @@ def build_config(
         if key in gg:
             gg[key] = _as_list(gg[key])
     config = TrainConfig(**gg, training=dict(loaded["training"]), recipe=loaded["path"])
+    _check_types(config)  # before the conversions below, so a bad value is named with its key
     config.stage = int(config.stage)
     config.alpha = float(config.alpha)
     config.validate()
