@@ -75,6 +75,21 @@ def test_cached_features_give_the_same_loss_and_skip_decoding(tiny, media_root, 
     assert again["already_cached"] == 4 and again["encoded"] == 0
 
 
+def test_a_damaged_entry_is_encoded_again_by_build(tiny, media_root, tmp_path):
+    model, processor = tiny
+    cache = FeatureCache(tmp_path / "cache")
+    cache.build(model, SAMPLES, processor, media_root, progress=False)
+    from safetensors.torch import load_file
+
+    entry = sorted((tmp_path / "cache").rglob("*.safetensors"))[0]
+    good = load_file(entry)["features"].clone()  # (load_file maps the file)
+    data = entry.read_bytes()
+    entry.write_bytes(data[: len(data) // 3])  # cut short by a full disk, say
+    report = cache.build(model, SAMPLES, processor, media_root, progress=False)
+    assert report["rebuilt"] == 1 and report["encoded"] == 1
+    assert torch.equal(load_file(entry)["features"], good)  # the same features again
+
+
 def test_key_changes_with_file_content_settings_and_encoder(tiny, media_root, tmp_path):
     model, processor = tiny
     cache = FeatureCache(tmp_path / "cache", processor=processor, model=model)

@@ -116,6 +116,15 @@ def _preprocessing_settings(processor: GroundingGPTProcessor) -> dict[str, str]:
     }
 
 
+def _readable(entry: Path) -> bool:
+    """Whether an entry's header and features open (cheap: safetensors maps the file)."""
+    try:
+        with safe_open(str(entry), framework="pt") as f:
+            return "features" in f.keys()
+    except Exception:  # noqa: BLE001 - any failure to open means the entry must be rebuilt
+        return False
+
+
 class FeatureCache:
     """Frozen-encoder features on disk, keyed by file content + preprocessing + encoder.
 
@@ -294,10 +303,14 @@ class FeatureCache:
                         fail(kind, path, f"cannot read the file ({e})")
                         bar.update(1)
                         continue
-                    if self._entry_path(kind, key).is_file():
+                    entry = self._entry_path(kind, key)
+                    if entry.is_file() and _readable(entry):
                         report["already_cached"] += 1
                         bar.update(1)
                         continue
+                    if entry.is_file():  # damaged (a write cut short, a full disk): encoded again
+                        logger.warning("feature cache entry %s is unreadable; encoding it again", entry)
+                        report["rebuilt"] = report.get("rebuilt", 0) + 1
                     try:
                         tensor, info = processor.load_medium(kind, str(path))
                     except MediaError as e:
