@@ -55,7 +55,7 @@ def register(sub) -> None:
     p.add_argument("--data", type=_csv, required=True, metavar="FILE[,FILE...]", help="JSONL files of this stage")
     p.add_argument("--previous-data", type=_csv, metavar="FILE[,FILE...]", help="earlier stages' JSONL to replay")
     p.add_argument("--alpha", type=float, help="replay rate of --previous-data (the paper's alpha)")
-    p.add_argument("--media-root", help="folder the media paths are relative to (default: the first data file's)")
+    p.add_argument("--media-root", help="folder the media paths are relative to (default: the data files' folder)")
     p.add_argument("--output", required=True, help="run folder: checkpoints, logs, the final model")
     p.add_argument("--recipe", help="recipe name (stage1, tiny-stage2 ...) or YAML file")
     p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --output")

@@ -70,9 +70,10 @@ class TrainConfig:
         data: JSONL files of the current stage.
         previous_data: JSONL files of earlier stages, replayed with rate ``alpha``.
         alpha: replay sampling rate (the paper's α; 0 in stage 1).
-        media_root: folder the samples' media paths are relative to (default: the
-            folder of the first data file).
-        max_length: longest token sequence kept (longer samples are skipped and reported).
+        media_root: folder the samples' media paths are relative to (default: the data
+            files' folder; files in several folders need it given).
+        max_length: longest token sequence kept: a longer sample is cut at it when the cut keeps
+            its media whole and some answer tokens (LLaVA's model_max_length), else skipped and reported.
         feature_cache: folder of cached frozen-encoder features (built when missing).
         lora: train LoRA adapters instead of the full LLM (stages 2–3).
         lora_r / lora_alpha / lora_dropout / lora_target_modules: LoRA settings.
