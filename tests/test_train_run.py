@@ -257,6 +257,8 @@ def test_cli_errors_before_training(toy, tmp_path, capsys):
     ("alpha=abc", "groundinggpt.alpha must be a number, got 'abc'"),
     ("max_length=1.5", "groundinggpt.max_length must be a positive integer or null, got 1.5"),
     ("strict=maybe", "groundinggpt.strict must be true or false, got 'maybe'"),
+    ("max_steps=0", "training.max_steps must be a positive integer (or -1: run num_train_epochs), got 0"),
+    (f"previous_data=[{__file__}]", "--previous-data was given but alpha is 0"),
 ])
 def test_set_values_of_the_wrong_type_are_named_before_anything_loads(toy, tmp_path, capsys, assignment, message):
     from groundinggpt.cli import main

@@ -134,6 +134,9 @@ class TrainConfig:
             raise RecipeError(f"alpha must be in [0, 1], got {self.alpha!r}")
         if float(self.alpha) > 0 and not self.previous_data:
             raise RecipeError(f"alpha={self.alpha} replays previous data, but no --previous-data was given")
+        if self.previous_data and float(self.alpha) == 0:
+            raise RecipeError("--previous-data was given but alpha is 0, so none of it would be replayed; "
+                              "set --alpha (the replay rate)")
         if self.lora and self.stage == 1:
             raise RecipeError("--lora trains the LLM through adapters; stage 1 keeps the LLM frozen (use stage 2 or 3)")
         if self.load_dtype not in ("float32", "bfloat16", "float16"):
@@ -157,7 +160,7 @@ _TRAINING_TYPES: dict[str, tuple[str, Any]] = {
     "per_device_train_batch_size": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "gradient_accumulation_steps": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "num_train_epochs": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
-    "max_steps": ("an integer", lambda v: _is_int(v)),
+    "max_steps": ("a positive integer (or -1: run num_train_epochs)", lambda v: _is_int(v) and (v > 0 or v == -1)),
     "warmup_steps": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
     "weight_decay": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
     "max_grad_norm": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
