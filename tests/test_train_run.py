@@ -269,6 +269,30 @@ def test_set_values_of_the_wrong_type_are_named_before_anything_loads(toy, tmp_p
     assert message in capsys.readouterr().err and not out.exists()
 
 
+def test_empty_previous_data_is_refused(toy, tmp_path, capsys):
+    from groundinggpt.cli import main
+
+    empty = toy.parent / "empty-previous.jsonl"  # beside the data: one media root
+    empty.write_text("")
+    try:
+        assert main(["train", "--stage", "2", "--model", "tiny", "--data", str(toy), "--output", str(tmp_path / "o"),
+                     "--previous-data", str(empty), "--alpha", "0.5"]) == 2
+    finally:
+        empty.unlink()
+    assert "holds no samples; alpha=0.5 would replay nothing" in capsys.readouterr().err
+
+
+def test_a_recipe_key_written_twice_is_refused(toy, tmp_path, capsys):
+    from groundinggpt.cli import main
+
+    recipe = tmp_path / "twice.yaml"
+    recipe.write_text("training:\n  learning_rate: 1.0e-3\n  learning_rate: 1.0e-1\n")
+    assert main(["train", "--stage", "1", "--model", "tiny", "--data", str(toy), "--output", str(tmp_path / "o"),
+                 "--recipe", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert f"{recipe}: invalid YAML" in err and "'learning_rate' is written twice" in err and "line 3" in err
+
+
 def test_a_recipe_that_is_not_utf8_is_named(toy, tmp_path, capsys):
     from groundinggpt.cli import main
 

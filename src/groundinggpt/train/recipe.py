@@ -288,6 +288,25 @@ def _check_groundinggpt_key(key: str, where: str) -> None:
         raise RecipeError(f"{where}: unknown groundinggpt key {key!r}; expected one of {list(GROUNDINGGPT_KEYS)}")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses a key written twice in one mapping (YAML keeps the
+    last in silence: a recipe with two ``learning_rate`` lines trains with the second)."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is written twice",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
     """Read and validate a recipe file.
 
@@ -300,7 +319,7 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
     """
     path = resolve_recipe(name_or_path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: invalid YAML ({e})") from e
     except UnicodeDecodeError as e:

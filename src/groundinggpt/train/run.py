@@ -192,6 +192,9 @@ def load_samples(config: TrainConfig, seed: int) -> tuple[list[Sample], dict[str
     """Current data (+ replayed previous data) → (samples, data-mix report). Validates every line."""
     current = read_jsonl(config.data)
     previous = read_jsonl(config.previous_data) if config.previous_data else []
+    if config.previous_data and not previous:
+        raise DataError(f"--previous-data {', '.join(config.previous_data)} holds no samples; alpha={config.alpha} "
+                        "would replay nothing")
     if previous:
         samples, replay = mix_with_replay(current, previous, config.alpha, seed=seed)
     else:
