@@ -162,12 +162,20 @@ def test_truncation_keeps_labels_aligned_or_skips(tiny, media_root):
     first_answer = int((full["labels"] != IGNORE_INDEX).nonzero().min())
 
     cut = n - 5  # inside the answer: truncated, same prefix
-    ds = GroundingDataset([s], processor, media_root, max_length=cut)
+    log = media_root / "truncations.jsonl"
+    ds = GroundingDataset([s], processor, media_root, max_length=cut, skip_log=log)
     item = ds[0]
     assert item["input_ids"].shape[0] == cut and not ds.skipped
     for key in ("input_ids", "labels", "attention_mask"):
         assert torch.equal(item[key], full[key][:cut])
     assert item["pixel_values"].shape[0] == 1
+    ds[0]  # a second epoch: counted once
+    report = SkipReport.from_dataset(ds)  # counted, not hidden (workers report through the log)
+    assert report.to_dict()["truncated_count"] == 1 and report.to_dict()["skipped_count"] == 0
+    assert "1 samples cut at max_length" in report.summary()
+    ds.truncated.clear()
+    assert SkipReport.from_dataset(ds).truncated == {"long"}  # from the log alone, as from a worker
+    log.unlink()
 
     ds = GroundingDataset([s], processor, media_root, max_length=last_media)  # cuts the image block
     assert ds[0] is None and ds.skipped[0][1].startswith("too long: media block would be cut")

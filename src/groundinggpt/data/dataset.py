@@ -77,6 +77,8 @@ class SkipReport:
 
     skipped: list[tuple[str, str]] = field(default_factory=list)
     total: int | None = None
+    #: ids of samples cut at ``max_length`` and trained on (their cut-off end is not learnt).
+    truncated: set[str] = field(default_factory=set)
     _seen: set[tuple[str, str]] = field(default_factory=set, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -93,15 +95,18 @@ class SkipReport:
     @classmethod
     def from_dataset(cls, dataset: GroundingDataset) -> SkipReport:
         """Everything the dataset skipped: its own list plus the ``skip_log`` workers wrote."""
-        report = cls(total=dataset.total)
+        report = cls(total=dataset.total, truncated=set(dataset.truncated))
         for sample_id, reason in dataset.skipped:
             report.add(sample_id, reason)
         if dataset.skip_log is not None and Path(dataset.skip_log).is_file():
             for line in Path(dataset.skip_log).read_text(encoding="utf-8").splitlines():
                 try:
                     d = json.loads(line)
-                    report.add(str(d["id"]), str(d["reason"]))
-                except (json.JSONDecodeError, KeyError, TypeError):
+                    if d.get("truncated"):
+                        report.truncated.add(str(d["id"]))
+                    else:
+                        report.add(str(d["id"]), str(d["reason"]))
+                except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
                     continue  # a torn line from a killed worker: the rest is still useful
         return report
 
@@ -115,11 +120,13 @@ class SkipReport:
 
     def summary(self, limit: int = 10) -> str:
         """A few lines for the log: counts by reason and the first ``limit`` samples."""
+        cut = (f"; {len(self.truncated)} samples cut at max_length (their ends are not trained)"
+               if self.truncated else "")
         if not self.skipped:
-            return "no samples skipped"
+            return "no samples skipped" + cut
         of = f" of {self.total}" if self.total is not None else ""
         lines = [f"skipped {len(self.skipped)}{of} samples: "
-                 + ", ".join(f"{k} {n}" for k, n in self.by_reason().items())]
+                 + ", ".join(f"{k} {n}" for k, n in self.by_reason().items()) + cut]
         lines += [f"  {i}: {r}" for i, r in self.skipped[:limit]]
         if len(self.skipped) > limit:
             lines.append(f"  ... {len(self.skipped) - limit} more")
@@ -127,7 +134,8 @@ class SkipReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"total": self.total, "skipped_count": len(self.skipped), "by_reason": self.by_reason(),
-                "skipped": [{"id": i, "reason": r} for i, r in self.skipped]}
+                "skipped": [{"id": i, "reason": r} for i, r in self.skipped],
+                "truncated_count": len(self.truncated), "truncated": sorted(self.truncated)[:100]}
 
     def write(self, path: str | os.PathLike) -> str:
         """Write the report as JSON; returns :meth:`summary` for logging."""
@@ -253,6 +261,7 @@ class GroundingDataset(Dataset):
         self.total = len(self.samples)
         # list.append is atomic under the GIL, so threads may share it; processes cannot (see skip_log).
         self.skipped: list[tuple[str, str]] = []
+        self.truncated: set[str] = set()  # ids cut at max_length (kept: the cut was safe)
         # Index → reason of samples already found bad in this process: later epochs skip
         # them without decoding the same corrupt file again.
         self._known_bad: dict[int, str] = {}
@@ -305,8 +314,16 @@ class GroundingDataset(Dataset):
             self._known_bad[index] = reason
         self.skipped.append((sample_id, reason))
         logger.warning("skipping sample %r: %s", sample_id, reason)
+        self._log({"id": sample_id, "reason": reason})
+
+    def _note_truncated(self, sample_id: str) -> None:
+        if sample_id not in self.truncated:  # once per sample, not once per epoch
+            self.truncated.add(sample_id)
+            self._log({"id": sample_id, "truncated": True})
+
+    def _log(self, record: dict[str, Any]) -> None:
         if self.skip_log is not None:
-            line = json.dumps({"id": sample_id, "reason": reason, "pid": os.getpid()}, ensure_ascii=False) + "\n"
+            line = json.dumps({**record, "pid": os.getpid()}, ensure_ascii=False) + "\n"
             # One O_APPEND write per line: concurrent workers' lines do not interleave.
             fd = os.open(self.skip_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
@@ -403,6 +420,7 @@ class GroundingDataset(Dataset):
                     raise DataError(f"{sample.label}: {reason}")
                 self._skip(sample.id, reason, index=i)
                 return None
+            self._note_truncated(sample.id)
         if cached is not None:
             item.update(cached[0])
         else:
