@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -372,20 +373,21 @@ class GroundingGPTProcessor:
         self._tokenize_run(run, ids, labels, after_eos[0])
         return ids, labels, media, infos
 
-    def _lead_after_eos(self) -> str:
-        """What to tokenise a run behind (and drop) so that it comes out as it does after
-        ``</s>`` inside one prompt string: ``""`` when that is how it comes out at a string's
-        start (byte-level BPE, legacy SentencePiece), ``"\\n"`` when the tokenizer adds a
-        start-of-string "▁" that it would not add after a special token."""
-        if getattr(self, "_lead_cache", None) is None:
-            tok, kw = self.tokenizer, dict(add_special_tokens=False)
-            probe = (self.template.user_prefix or "USER: ") + "x"
-            after = tok(tok.eos_token + probe, **kw)["input_ids"][1:] if tok.eos_token else None
-            self._lead_cache = ""
-            if after is not None and tok(probe, **kw)["input_ids"] != after:
-                behind = tok("\n" + probe, **kw)["input_ids"][len(tok("\n", **kw)["input_ids"]):]
-                self._lead_cache = "\n" if behind == after else ""
-        return self._lead_cache
+    @functools.cached_property
+    def _lead_after_eos(self) -> tuple[str, int]:
+        """``(text, its token count)`` to tokenise a run behind (and drop) so that it comes out
+        as it does after ``</s>`` inside one prompt string: ``("", 0)`` when that is how it
+        comes out at a string's start (byte-level BPE, legacy SentencePiece), a newline when
+        the tokenizer adds a start-of-string "▁" that it would not add after a special token."""
+        tok, kw = self.tokenizer, dict(add_special_tokens=False)
+        probe = (self.template.user_prefix or "USER: ") + "x"
+        if not tok.eos_token:
+            return "", 0
+        after = tok(tok.eos_token + probe, **kw)["input_ids"][1:]
+        if tok(probe, **kw)["input_ids"] == after:
+            return "", 0
+        skip = len(tok("\n", **kw)["input_ids"])
+        return ("\n", skip) if tok("\n" + probe, **kw)["input_ids"][skip:] == after else ("", 0)
 
     def _tokenize_run(self, run: list[tuple[str, bool]], ids: list[int], labels: list[int],
                       after_eos: bool = False) -> None:
@@ -413,8 +415,7 @@ class GroundingGPTProcessor:
             if train:
                 trained.append((at, at + len(piece)))
             at += len(piece)
-        lead = self._lead_after_eos() if after_eos else ""
-        skip = len(self.tokenizer(lead, **kw)["input_ids"]) if lead else 0
+        lead, skip = self._lead_after_eos if after_eos else ("", 0)
         enc = self.tokenizer(lead + "".join(piece for piece, _ in run), return_offsets_mapping=True, **kw)
         run.clear()
         trained = [(s + len(lead), e + len(lead)) for s, e in trained]
