@@ -470,3 +470,42 @@ def test_a_client_leaving_mid_stream_stops_its_answer(media_root):
             if '"content": "word' in line:
                 break  # the client reads one piece and leaves
     assert stopped.wait(10), "the answer went on after its client left"
+
+
+def test_a_client_leaving_a_non_streamed_request_stops_its_answer(media_root):
+    """A plain (non-streamed) request whose client hangs up is cancelled like a stream, so the
+    next request does not wait for an answer nobody will read."""
+    import threading
+
+    stopped, started = threading.Event(), threading.Event()
+
+    class EndlessEngine:
+        processor = chatty_tiny().processor
+
+        def generate(self, conversations, settings=None, on_text=None, cancel=None):
+            if "quick" in json.dumps(conversations[0]):
+                return [finished("quick answer")]
+            started.set()
+            for _ in range(3000):  # ~30 s unless told to stop
+                if cancel is not None and cancel[0].is_set():
+                    stopped.set()
+                    break
+                time.sleep(0.01)
+            return [finished("too late")]
+
+    app = create_app(EndlessEngine(), Limits(media_root=str(media_root), **LIMITS), model_name="endless")
+    with UvicornThread(app) as srv:
+        url = srv.url + "/v1/chat/completions"
+        body = {"model": "endless", "messages": [{"role": "user", "content": "hi"}]}
+
+        def leave_early():
+            with contextlib.suppress(httpx.TimeoutException):
+                httpx.post(url, json=body, timeout=httpx.Timeout(30, read=0.5))  # hangs up after 0.5 s
+
+        leave_early()
+        assert started.wait(10)
+        assert stopped.wait(15), "the answer went on after its client left"
+        t0 = time.perf_counter()
+        r = httpx.post(url, json={**body, "messages": [{"role": "user", "content": "quick"}]}, timeout=30)
+        assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "quick answer"
+        assert time.perf_counter() - t0 < 15  # not held behind the abandoned answer (~30 s)

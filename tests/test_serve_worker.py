@@ -22,7 +22,7 @@ class FakeEngine:
         self.gate = threading.Event()
         self.gate.set()
 
-    def generate(self, conversations, settings=None):
+    def generate(self, conversations, settings=None, cancel=None):
         self.gate.wait(10)
         texts = [c[-1]["content"] for c in conversations]
         self.calls.append(texts)
@@ -113,10 +113,10 @@ def test_queue_limit_raises_queue_full():
 
 def test_a_broken_engine_never_kills_the_worker():
     class Broken(FakeEngine):
-        def generate(self, conversations, settings=None):
+        def generate(self, conversations, settings=None, cancel=None):
             if conversations[0][-1]["content"] == "short":
                 return []  # answers missing
-            return super().generate(conversations, settings)
+            return super().generate(conversations, settings, cancel)
 
     with running(Broken()) as worker:
         s = GenerationSettings(max_new_tokens=4)

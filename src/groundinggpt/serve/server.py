@@ -23,8 +23,8 @@ chunks: text as soon as it is settled, a box only once closed and already conver
 to the original image (:mod:`groundinggpt.streaming`), and a last chunk with the finish
 reason and the ``grounding`` field. The response starts only once generation has
 started, so a request whose media cannot be decoded still gets a proper 4xx; a failure
-after that ends the stream with an ``error`` event. A client that disconnects stops its
-answer at the next token (the other answers of its batch go on).
+after that ends the stream with an ``error`` event. A client that disconnects, streaming
+or not, stops its answer at the next token (the other answers of its batch go on).
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' ``Request``
@@ -67,6 +67,14 @@ async def _read_body(request: Any, max_bytes: int) -> bytes:
                            code="request_too_large")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+async def _client_gone(request: Any) -> None:
+    """Returns when the client disconnects. Called once the body has been read, so the
+    next ASGI message can only be ``http.disconnect`` (sent on disconnect or after the
+    response)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def _hide_root(message: str, root: Path | None) -> str:
@@ -192,6 +200,23 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             log.exception("%s inference failed", req_id)
             raise APIError(500, f"inference failed ({type(e).__name__}: {e})", code="inference_error") from None
 
+    async def _answer_while_connected(request: Request, future: Any, req_id: str) -> Any:
+        """:func:`_answer`, unless the client disconnects first: then its generation is
+        stopped at the next token (as a stream's is) and the next request need not wait."""
+        answer = asyncio.ensure_future(_answer(future, req_id))
+        gone = asyncio.ensure_future(_client_gone(request))
+        try:
+            await asyncio.wait({answer, gone}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            gone.cancel()
+        if answer.done():
+            return answer.result()
+        log.info("%s client left before its answer; its generation is stopped", req_id)
+        worker.abandon(future)
+        answer.cancel()
+        raise APIError(499, "the client closed the connection before the answer was ready",
+                       code="client_closed_request")
+
     def model_card() -> dict[str, Any]:
         return {"id": model_name, "object": "model", "created": created, "owned_by": "groundinggpt"}
 
@@ -235,7 +260,7 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             except QueueFull as e:
                 raise APIError(503, f"the server is busy ({e}); retry later", code="overloaded") from None
             if not req.stream:
-                output = await _answer(future, req_id)
+                output = await _answer_while_connected(request, future, req_id)
                 info += _batch_info(future)
                 return completion_body(req_id, model_name, output, output.finish_reason or "stop")
             # Deltas are queued before the future completes (same thread, in order), so this

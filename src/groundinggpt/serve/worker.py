@@ -15,7 +15,8 @@ A request may stream: its ``on_text(piece)`` is called on this thread with ``""`
 generation starts, then with each settled piece of the answer (see
 :mod:`groundinggpt.streaming`); the future still gets the whole output. A streamed
 request whose client leaves is :meth:`~InferenceWorker.abandon`-ed: its row stops at the
-next token instead of running to ``max_tokens``.
+next token instead of running to ``max_tokens``. The same holds for a non-streamed
+request whose client disconnects while it waits (every row gets its stop signal).
 
 Left padding makes a batched greedy answer equal to the same request sent alone
 (checked by the serve tests).
@@ -94,7 +95,7 @@ class InferenceWorker:
 
     def abandon(self, future: Future) -> None:
         """The client is gone: drop the request if it still waits, or end its answer at the
-        next token if it is being generated (a streamed one; its batch-mates go on)."""
+        next token if it is being generated (its batch-mates go on)."""
         future.cancel()
         future.job.abandoned.set()
 
@@ -150,7 +151,8 @@ class InferenceWorker:
         start = time.perf_counter()
         for job in batch:
             job.started, job.batch_size = start, len(batch)
-        extra: dict[str, Any] = {}
+        # Every row gets its stop signal, streamed or not: a client that left stops its row.
+        extra: dict[str, Any] = {"cancel": [j.abandoned for j in batch]}
         if any(j.on_text is not None for j in batch):
             def route(row: int, piece: str) -> None:
                 job = batch[row]
@@ -159,7 +161,6 @@ class InferenceWorker:
                     job.on_text(piece)
 
             extra["on_text"] = route
-            extra["cancel"] = [j.abandoned for j in batch]
         try:
             outputs = self.engine.generate([j.messages for j in batch], batch[0].settings, **extra)
             if len(outputs) != len(batch):
