@@ -11,6 +11,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+from fastapi.testclient import TestClient
 import pytest
 
 from groundinggpt.grounding import parse_boxes
@@ -509,3 +510,77 @@ def test_a_client_leaving_a_non_streamed_request_stops_its_answer(media_root):
         r = httpx.post(url, json={**body, "messages": [{"role": "user", "content": "quick"}]}, timeout=30)
         assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == "quick answer"
         assert time.perf_counter() - t0 < 15  # not held behind the abandoned answer (~30 s)
+
+
+def raw_post(c: str) -> str:
+    return f'{{"model": "m", "messages": [{{"role": "{c}", "content": "hi"}}]}}'
+
+
+def test_lone_surrogates_anywhere_get_400_not_500(server, media_root):
+    """``"\\ud800"`` is valid JSON but not text: in the text, the system message, a stop string, a
+    path or even a key it is a 400 naming the field (it used to be a 500 UnicodeEncodeError)."""
+    post = server.url + "/v1/chat/completions"
+    cases = {
+        r'{"messages": [{"role": "user", "content": "hi \ud800"}]}': "messages[0].content",
+        r'{"messages": [{"role": "system", "content": "\udfff"}, {"role": "user", "content": "hi"}]}':
+            "messages[0].content",
+        r'{"messages": [{"role": "user", "content": "hi"}], "stop": ["ok", "\ud800"]}': "stop[1]",
+        r'{"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "a\ud800.png"}},'
+        r' {"type": "text", "text": "?"}]}]}': "messages[0].content[0].image_url.url",
+        r'{"messages": [{"role": "user", "content": [{"type": "text", "text": "x\udc80y"}]}]}':
+            "messages[0].content[0].text",
+    }
+    for payload, param in cases.items():
+        r = httpx.post(post, content=payload.encode(), headers={"content-type": "application/json"}, timeout=30)
+        assert r.status_code == 400, (payload, r.text)
+        err = r.json()["error"]
+        assert set(err) == {"message", "type", "param", "code"} and err["code"] == "invalid_text", err
+        assert err["param"] == param and "surrogate" in err["message"], err
+    # a proper astral character (a surrogate *pair* in JSON) is fine
+    ok = httpx.post(post, content=r'{"messages": [{"role": "user", "content": "hi \ud83d\ude00"}]}'.encode(),
+                    headers={"content-type": "application/json"}, timeout=60)
+    assert ok.status_code == 200, ok.text
+
+
+def test_processor_refuses_a_lone_surrogate_by_name():
+    from groundinggpt.errors import InputError
+
+    proc = chatty_tiny().processor
+    with pytest.raises(InputError, match=r"message 0, part 1: the text holds a lone UTF-16 surrogate"):
+        proc([[{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b\ud800"}]}]])
+
+
+def test_body_type_docs_and_a_lying_content_length(media_root):
+    """Only application/json bodies (a web page cannot send one without the server's consent);
+    no /docs pages by default (Swagger loads a CDN script); a body that stops arriving gets 408
+    after the read timeout and the connection is closed, instead of being held open."""
+    import socket
+
+    app = create_app(chatty_tiny(), Limits(media_root=str(media_root), **LIMITS, read_timeout_s=1.0), model_name="t")
+    with UvicornThread(app) as srv:
+        post = srv.url + "/v1/chat/completions"
+        good = raw_post("user").encode()
+        for headers in [{"content-type": "text/plain"}, {"content-type": "application/x-www-form-urlencoded"},
+                        {"content-type": "multipart/form-data; boundary=x"}, {}]:
+            r = httpx.post(post, content=good, headers=headers, timeout=30)
+            assert r.status_code == 415, (headers, r.text)
+            assert r.json()["error"]["code"] == "unsupported_media_type"
+        r = httpx.post(post, content=good, headers={"content-type": "application/json; charset=utf-8"}, timeout=60)
+        assert r.status_code == 200, r.text
+        for page in ("/docs", "/redoc", "/openapi.json"):
+            assert httpx.get(srv.url + page, timeout=30).status_code == 404, page
+
+        with socket.create_connection(("127.0.0.1", srv.port), timeout=30) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n" + good[:10])
+            t0 = time.perf_counter()
+            received = b""
+            while chunk := sock.recv(65536):  # until the server closes the connection
+                received += chunk
+            waited = time.perf_counter() - t0
+        assert received.startswith(b"HTTP/1.1 408"), received[:200]
+        assert b"request_timeout" in received and b"10 bytes of the 1000 announced" in received
+        assert waited < 20  # the 1 s read timeout, not the 40 s+ it used to stay open
+
+    with TestClient(create_app(chatty_tiny(), Limits(), docs=True)) as tc:  # opt-in
+        assert tc.get("/openapi.json").status_code == 200

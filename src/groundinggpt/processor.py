@@ -157,6 +157,15 @@ class GroundedOutput:
         return {"text": self.text, "entities": entities, "image_size": self.image_size, "duration": self.duration}
 
 
+def _encodable(text: str) -> bool:
+    """False for text the tokenizer cannot encode (a lone surrogate, e.g. JSON's "\\ud800")."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _part_source(part: dict[str, Any], kind: str, where: str) -> Any:
     for key in (kind, "url", "path", f"{kind}_url"):
         value = part.get(key)
@@ -260,6 +269,9 @@ class GroundingGPTProcessor:
                     )
                 if kind == "text" and not isinstance(part.get("text"), str):
                     raise InputError(f"{where}, message {i}, part {j}: a text part needs a string 'text' field")
+                if kind == "text" and not _encodable(part["text"]):
+                    raise InputError(f"{where}, message {i}, part {j}: the text holds a lone UTF-16 surrogate "
+                                     "(U+D800 to U+DFFF); expected valid Unicode text")
                 if kind != "text" and role != "user":
                     raise InputError(f"{where}, message {i}, part {j}: only user messages may hold media")
             out.append({"role": role, "content": list(content)})

@@ -11,7 +11,8 @@ from typing import Any
 
 # OpenAI's error "type" for each status family.
 _TYPES = {400: "invalid_request_error", 403: "permission_error", 404: "not_found_error",
-          405: "invalid_request_error", 413: "invalid_request_error", 422: "invalid_request_error",
+          405: "invalid_request_error", 408: "invalid_request_error", 413: "invalid_request_error",
+          415: "invalid_request_error", 422: "invalid_request_error", 499: "invalid_request_error",
           429: "rate_limit_error", 503: "server_error"}
 
 

@@ -60,6 +60,7 @@ class Limits:
         media_root: the folder local paths may point into (``None``: paths refused).
         max_batch: requests answered together by one ``generate`` call (1 = no batching).
         max_queue: requests waiting at most; more get 503.
+        read_timeout_s: the most seconds a request body may pause (408 beyond).
     """
 
     max_body_mb: float = 32.0
@@ -70,6 +71,7 @@ class Limits:
     media_root: str | None = None
     max_batch: int = 8
     max_queue: int = 64
+    read_timeout_s: float = 10.0
 
 
 @dataclass
@@ -273,6 +275,38 @@ def check_context(engine: Any, req: ChatRequest, max_tokens_given: bool, limits:
         s.max_new_tokens = min(s.max_new_tokens, left)
 
 
+def _not_unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: "\ud800" is valid JSON but not text
+        return True
+    return False
+
+
+def find_lone_surrogate(body: Any) -> str | None:
+    """The field path (``messages[0].content[1].text``) of the first string or key in
+    ``body`` holding a lone UTF-16 surrogate, or ``None``.
+
+    JSON may escape one (``"\\ud800"``) and ``json.loads`` accepts it, but it cannot be
+    encoded: the tokenizer, a path or the answer's JSON would fail on it later. The walk
+    is iterative, so nesting depth costs no recursion.
+    """
+    todo: list[tuple[Any, str]] = [(body, "")]
+    while todo:
+        value, where = todo.pop()
+        if isinstance(value, str):
+            if _not_unicode(value):
+                return where or "body"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if isinstance(key, str) and _not_unicode(key):
+                    return f"{where}.<key>" if where else "<key>"
+                todo.append((item, f"{where}.{key}" if where else str(key)))
+        elif isinstance(value, list):
+            todo.extend((item, f"{where}[{i}]") for i, item in enumerate(value))
+    return None
+
+
 def parse_request(body: Any, resolver: MediaResolver, limits: Limits, engine: Any = None) -> ChatRequest:
     """Validate a decoded JSON body; raises :class:`APIError` for anything unusable.
 
@@ -280,6 +314,10 @@ def parse_request(body: Any, resolver: MediaResolver, limits: Limits, engine: An
     """
     if not isinstance(body, dict):
         raise APIError(400, "the request body must be a JSON object", code="invalid_json")
+    bad_text = find_lone_surrogate(body)
+    if bad_text is not None:  # the message must not echo it: the error body itself would not encode
+        raise APIError(400, f"{bad_text}: holds a lone UTF-16 surrogate (U+D800 to U+DFFF), which is not valid "
+                            "Unicode; expected UTF-8 encodable text", param=bad_text, code="invalid_text")
     for key in _UNSUPPORTED:
         if body.get(key):
             raise APIError(400, f"'{key}' is not supported by this server", param=key, code="unsupported_parameter")

@@ -53,14 +53,40 @@ log = logging.getLogger("groundinggpt.serve")
 __all__ = ["Limits", "create_app", "run", "register"]
 
 
-async def _read_body(request: Any, max_bytes: int) -> bytes:
-    """The body, refused with 413 as soon as it is known to exceed ``max_bytes``."""
+def _check_json_type(request: Any) -> None:
+    """415 unless the body is declared ``application/json``.
+
+    A web page can make a browser POST ``text/plain`` (or a typeless Blob) to any address
+    without asking first (a CORS "simple request"); a JSON type needs the server's
+    consent, which it never gives. So a page the user happens to visit cannot make a
+    local server run inference."""
+    declared = request.headers.get("content-type")
+    media_type = (declared or "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise APIError(415, f"the request body must be sent as Content-Type: application/json, got "
+                            f"{'no Content-Type' if declared is None else repr(declared[:100])}",
+                       code="unsupported_media_type")
+
+
+async def _read_body(request: Any, max_bytes: int, idle_seconds: float | None = None) -> bytes:
+    """The body, refused with 413 as soon as it is known to exceed ``max_bytes``, and with
+    408 when no piece of it arrives for ``idle_seconds`` (a Content-Length that promises
+    more than is sent would otherwise hold the connection open for good)."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > max_bytes:
         raise APIError(413, f"the request body is {int(declared)} bytes, more than this server's limit of "
                             f"{max_bytes} bytes", code="request_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():  # a chunked body has no Content-Length to trust
+    pieces = request.stream().__aiter__()  # a chunked body has no Content-Length to trust
+    while True:
+        try:
+            chunk = await asyncio.wait_for(pieces.__anext__(), idle_seconds)
+        except StopAsyncIteration:
+            break
+        except asyncio.TimeoutError:
+            raise APIError(408, f"the request body stopped arriving: nothing for {idle_seconds:g} s after "
+                                f"{size} bytes" + (f" of the {declared} announced" if declared else ""),
+                           code="request_timeout") from None
         size += len(chunk)
         if size > max_bytes:
             raise APIError(413, f"the request body exceeds this server's limit of {max_bytes} bytes",
@@ -147,13 +173,17 @@ async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, fu
     yield "data: [DONE]\n\n"
 
 
-def create_app(engine: Any, limits: Limits | None = None, model_name: str = "groundinggpt") -> Any:
+def create_app(engine: Any, limits: Limits | None = None, model_name: str = "groundinggpt",
+               docs: bool = False) -> Any:
     """The FastAPI app serving ``engine``.
 
     Args:
         engine: a :class:`~groundinggpt.api.GroundingGPT`.
         limits: request limits and the media root (default :class:`Limits`).
         model_name: the id reported by ``/v1/models`` and in answers.
+        docs: serve FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json``. Off by default:
+            the Swagger page loads its script from a CDN, and the server makes no
+            outside requests of its own accord.
 
     Returns:
         A FastAPI application; its inference thread stops when the app shuts down.
@@ -172,7 +202,8 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
         yield
         worker.close()
 
-    app = FastAPI(title="GroundingGPT", version="1", lifespan=lifespan)
+    pages = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title="GroundingGPT", version="1", lifespan=lifespan, **pages)
     app.state.engine, app.state.limits, app.state.worker = engine, limits, worker
 
     @app.exception_handler(APIError)
@@ -241,7 +272,8 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
         req_id = new_id()
         status, info = 200, ""
         try:
-            raw = await _read_body(request, int(limits.max_body_mb * 1024 * 1024))
+            _check_json_type(request)
+            raw = await _read_body(request, int(limits.max_body_mb * 1024 * 1024), limits.read_timeout_s)
             try:
                 body = json.loads(raw)
             except (ValueError, RecursionError) as e:  # bad syntax or encoding; absurd nesting
@@ -297,11 +329,13 @@ def run(args: argparse.Namespace) -> int:
     limits = Limits(max_body_mb=args.max_body_mb, max_image_pixels=args.max_image_pixels,
                     max_media_seconds=args.max_media_seconds, max_tokens_limit=args.max_tokens_limit,
                     default_max_tokens=min(args.default_max_tokens, args.max_tokens_limit),
-                    media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue)
+                    media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue,
+                    read_timeout_s=args.read_timeout)
     engine = load_engine(args.model)
     name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
     log.info("serving %s on http://%s:%d/v1 with %s", name, args.host, args.port, asdict(limits))
-    uvicorn.run(create_app(engine, limits, model_name=name), host=args.host, port=args.port, log_level="info")
+    uvicorn.run(create_app(engine, limits, model_name=name, docs=args.docs), host=args.host, port=args.port,
+                log_level="info")
     return 0
 
 
@@ -322,4 +356,8 @@ def register(sub: Any) -> None:
                    help="max_tokens when a request gives none (default: %(default)s)")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help="requests per generate call (1: no batching; default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="waiting requests before 503 (default: %(default)s)")
+    p.add_argument("--read-timeout", type=float, default=d.read_timeout_s,
+                   help="seconds a request body may pause before 408 (default: %(default)s)")
+    p.add_argument("--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default: "
+                                                       "the docs page loads a script from a CDN)")
     p.set_defaults(func=run)
