@@ -8,8 +8,14 @@ The package reads as the pipeline it implements::
     grounding     boxes/spans in text ↔ original-media coordinates
     api           GroundingGPT: from_pretrained, chat, ground, when, sound_source
 
-Importing it registers the model with transformers' Auto classes.
+Importing it registers the model with transformers' Auto classes, and sets OpenMP's wait
+policy to PASSIVE before torch loads unless the environment names one
+(:mod:`groundinggpt.openmp_policy` says why).
 """
+
+from .openmp_policy import prefer_passive_wait
+
+prefer_passive_wait()  # before anything below imports torch
 
 from .api import GenerationSettings, GroundingGPT
 from .grounding import Box, GroundedEntity, Span

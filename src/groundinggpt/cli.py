@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
 import sys
 
+# Importing the package (which this import does first) sets OMP_WAIT_POLICY=PASSIVE before
+# torch loads, for every sub-command: see groundinggpt.openmp_policy.
 from groundinggpt.errors import GroundingGPTError
-
-# Before anything imports torch: OpenMP threads that busy-wait between parallel regions
-# made CPU training steps 2-30x slower and erratic on a shared 2-core machine
-# (bench/train_throughput.py); sleeping waiters cost nothing measurable when idle.
-# An explicit OMP_WAIT_POLICY in the environment wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # module path → the sub-commands it registers (documentation only; the module decides)
 COMMANDS: dict[str, str] = {
