@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "groundinggpt.train.cli": "train",
     "groundinggpt.serve.cli": "chat, serve, web",
     "groundinggpt.data.synthetic.cli": "synthetic",
+    "groundinggpt.data.cli": "data",
     "groundinggpt.quickstart": "quickstart",
 }
 

@@ -1,0 +1,193 @@
+"""Run one source converter into a JSONL file: validation, rejections, resume, report.
+
+``convert_source`` streams the converter's samples into ``OUTPUT.partial`` (one line
+each, flushed), validates every sample with the schema's own checks, refuses duplicate
+ids, and writes every rejection to ``OUTPUT.rejected.jsonl``. The finished file is
+renamed into place with a ``OUTPUT.report.json`` of the counts. When a run is killed,
+the next run with the same output reads the ids already in ``.partial`` (dropping a
+line cut in half) and appends only the rest: converters are deterministic, so the
+result equals an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .schema import DataError, Sample
+from .sources import load_source, stage_of
+from .sources.base import Context, ConversionError
+
+__all__ = ["ConvertReport", "convert_source", "partial_path", "rejected_path", "report_path"]
+
+
+def partial_path(output: Path) -> Path:
+    return output.with_name(output.name + ".partial")
+
+
+def rejected_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".rejected.jsonl")
+
+
+def report_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".report.json")
+
+
+@dataclass
+class ConvertReport:
+    """Counts of one conversion (also written as ``OUTPUT.report.json``)."""
+
+    source: str
+    output: str
+    written: int = 0
+    resumed: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    fixed: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)
+    tasks: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def summary(self) -> str:
+        rej = sum(self.rejected.values())
+        parts = [f"{self.source}: {self.written} samples -> {self.output}"]
+        if self.resumed:
+            parts.append(f"({self.resumed} kept from an interrupted run)")
+        parts.append(f"{rej} rejected" + (f" {dict(sorted(self.rejected.items()))}" if rej else ""))
+        if self.fixed:
+            parts.append(f"adjusted {dict(sorted(self.fixed.items()))}")
+        if self.skipped:
+            parts.append(f"skipped {dict(sorted(self.skipped.items()))}")
+        return "; ".join(parts)
+
+
+def _read_done(partial: Path) -> tuple[set[str], Counter]:
+    """Ids (and tasks) of the complete lines of an interrupted run; a cut last line is dropped."""
+    done: set[str] = set()
+    tasks: Counter = Counter()
+    good_bytes = 0
+    with partial.open("rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                d = json.loads(raw)
+            except ValueError:
+                break
+            done.add(d["id"])
+            tasks[d["task"]] += 1
+            good_bytes += len(raw)
+    with partial.open("r+b") as f:
+        f.truncate(good_bytes)
+    return done, tasks
+
+
+def convert_source(
+    name: str,
+    root: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    media_root: str | os.PathLike | None = None,
+    options: dict[str, Any] | None = None,
+    stage: int | None = None,
+    seed: int = 0,
+    strict: bool = False,
+    check_media: bool = True,
+    resume: bool = True,
+    progress: bool = False,
+    image_sizes: Any = None,
+) -> ConvertReport:
+    """Convert one source into ``output`` (JSONL) and return the counts.
+
+    Args:
+        name: registry name (``refcoco``, ``didemo`` ...).
+        root: the folder with the source's files as published.
+        output: the JSONL file to write.
+        media_root: media paths are written relative to it (default ``root``).
+        options: the source's options (``split``, ``image_dir`` ...; see docs/data-sources.md).
+        stage: ``stage`` of the samples (default: the source's stage in the paper).
+        seed: phrasing choice seed.
+        strict: stop at the first rejection (:class:`ConversionError`).
+        check_media: reject samples whose media file is missing.
+        resume: continue an interrupted run of the same output (else start over).
+        progress: show a progress bar.
+        image_sizes: an :class:`~groundinggpt.data.imagesize.ImageSizeCache` for sources
+            that need image sizes the annotations lack.
+    """
+    module = load_source(name)
+    output = Path(output)
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"source {name!r}: {root} is not a folder (expected the dataset's files)")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = partial_path(output)
+    done: set[str] = set()
+    report = ConvertReport(source=name, output=str(output))
+    tasks: Counter = Counter()
+    if resume and partial.is_file():
+        done, tasks = _read_done(partial)
+        report.resumed = len(done)
+    elif partial.exists():
+        partial.unlink()
+    if image_sizes is None:
+        from .imagesize import ImageSizeCache
+
+        image_sizes = ImageSizeCache(media_root or root, output.with_name(output.stem + ".image_sizes.jsonl"))
+    start = time.perf_counter()
+    seen: set[int] = {hash(i) for i in done}
+    rejected = rejected_path(output).open("w", encoding="utf-8")
+    ctx = Context(source=name, root=root, media_root=Path(media_root) if media_root else root,
+                  options=dict(options or {}), stage=stage if stage is not None else stage_of(name),
+                  seed=seed, strict=strict, check_media=check_media, rejected=rejected,
+                  image_sizes=image_sizes)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(desc=name, unit=" samples", file=sys.stderr, disable=None, mininterval=1.0)
+    try:
+        with partial.open("a", encoding="utf-8") as out:
+            for d in module.convert(ctx):
+                sid = d["id"]
+                if sid in done:
+                    continue
+                key = hash(sid)
+                where = f"{name} sample {sid!r}"
+                if key in seen:
+                    ctx.reject(where, "duplicate_id", f"id {sid!r} was produced twice", sid)
+                    continue
+                try:
+                    Sample.from_dict(d, where)
+                except DataError as e:
+                    ctx.reject(where, "invalid_sample", str(e), sid)
+                    continue
+                seen.add(key)
+                out.write(json.dumps(d, ensure_ascii=False) + "\n")
+                tasks[d["task"]] += 1
+                report.written += 1
+                if bar is not None:
+                    bar.update()
+    finally:
+        rejected.close()
+        if bar is not None:
+            bar.close()
+    os.replace(partial, output)
+    report.written += report.resumed
+    report.rejected = dict(ctx.counts)
+    report.fixed = dict(ctx.fixes)
+    report.skipped = dict(ctx.skipped)
+    report.tasks = dict(tasks)
+    report.seconds = round(time.perf_counter() - start, 3)
+    report_path(output).write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return report
+
+
+__all__ += ["ConversionError"]

@@ -1,0 +1,83 @@
+"""Visual Genome region descriptions -> REC and REG samples (stage 2).
+
+Files (visualgenome.org, v1.2/v1.4): ``region_descriptions.json`` — a JSON array of
+``{"id": image_id, "regions": [{"region_id", "image_id", "phrase", "x", "y", "width",
+"height"}]}`` — and ``image_data.json`` — an array of ``{"image_id" (``"id"`` in v1.0),
+"width", "height", "url"}``. Images: ``VG_100K/<id>.jpg`` or ``VG_100K_2/<id>.jpg``, the
+folder named in ``url`` (the last two parts of the URL).
+
+Conventions: ``x, y`` are the region's top-left corner and ``width, height`` its extent,
+in pixels of the image as described by ``image_data.json`` (the original image); the
+box is ``[x/W, y/H, (x+width)/W, (y+height)/H]``. Regions reaching more than
+``tolerance_px`` outside the image are rejected (they occur in VG). Both files are
+streamed (region_descriptions.json is ~700 MB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from ..jsonstream import iter_array
+from ._text import as_answer, clean
+from .base import Context, Rejected, box_text, guarded, number
+
+STAGE = 2
+FILES = "region_descriptions.json + image_data.json; images VG_100K/, VG_100K_2/"
+
+
+def _images(ctx: Context) -> dict[int, tuple[float, float, str]]:
+    path = ctx.require_file(ctx.opt("image_data", "image_data.json"), "Visual Genome image_data.json")
+    out = {}
+    for where, d in iter_array(path):
+        if not isinstance(d, dict):
+            ctx.reject(f"{path}:{where}", "malformed", "expected an object {image_id, width, height, url}")
+            continue
+        iid = d.get("image_id", d.get("id"))
+        url = d.get("url")
+        rel = "/".join(url.rstrip("/").split("/")[-2:]) if isinstance(url, str) and "/" in url else f"VG_100K/{iid}.jpg"
+        out[iid] = (d.get("width"), d.get("height"), rel)
+    return out
+
+
+def convert(ctx: Context) -> Iterator[dict[str, Any]]:
+    images = _images(ctx)
+    path = ctx.require_file(ctx.opt("regions", "region_descriptions.json"), "Visual Genome region_descriptions.json")
+    tasks = set(ctx.opt("tasks", ["rec", "reg"]))
+    image_dir = ctx.path("image_dir", ".")
+    for where, entry in iter_array(path):
+        if not isinstance(entry, dict) or not isinstance(entry.get("regions"), list):
+            ctx.reject(f"{path}:{where}", "malformed", "expected {id, regions: [...]}")
+            continue
+        iid = entry.get("id", entry.get("image_id"))
+        info = images.get(iid)
+        image = None
+        if info is None:
+            ctx.reject(f"{path}:{where}", "unknown_image", f"image {iid!r} is not in image_data.json "
+                                                          f"({len(entry['regions'])} regions)", iid)
+            continue
+        try:
+            width, height = number(info[0], "width"), number(info[1], "height")
+            image = ctx.media(image_dir, info[2])
+        except Rejected as r:
+            ctx.reject(f"{path}:{where}", r.reason, r.detail, iid)
+            continue
+        for j, region in enumerate(entry["regions"]):
+            yield from guarded(ctx, f"{path}:{where}.regions[{j}]", region.get("region_id") if isinstance(region, dict) else None,
+                               lambda: _region(ctx, region, iid, image, width, height, tasks))
+
+
+def _region(ctx: Context, r: dict, iid: int, image: str, width: float, height: float, tasks: set[str]) -> Iterator[dict]:
+    x, y, w, h = (number(r[k], k) for k in ("x", "y", "width", "height"))
+    phrase = clean(r["phrase"])
+    if not phrase:
+        raise Rejected("empty_text", "the region's phrase is empty")
+    rid = r["region_id"]
+    box = box_text(ctx.pixel_box(x, y, x + w, y + h, width, height))
+    meta = {"image_id": iid, "region_id": rid}
+    if "rec" in tasks:
+        yield ctx.sample(f"vg-rec-{rid}", "rec", [("image", image)],
+                         [(ctx.question("rec", f"rec-{rid}", exp=phrase), box)], meta)
+    if "reg" in tasks:
+        yield ctx.sample(f"vg-reg-{rid}", "reg", [("image", image)],
+                         [(ctx.question("reg", f"reg-{rid}", region=box), as_answer(phrase))], meta)
