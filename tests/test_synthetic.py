@@ -429,3 +429,43 @@ def test_constant_box_is_one_a_model_could_answer():
     x1, y1, x2, y2 = r.constant
     assert 0.0 <= x1 < x2 <= 1.0 and 0.0 <= y1 < y2 <= 1.0
     assert r.train_accuracy == 25.0  # still a best constant: one box of four
+
+
+def test_every_question_reads_as_english(world):
+    """Slots get the part of speech the template expects: the temporal templates ask "When did <noun phrase>
+    occur?", so an event there is "the appearance of the red circle", never "the red circle appears"."""
+    finite = re.compile(r"\b(appears|disappears|moves|turns)\b")
+    seen = set()
+    for name in FILES:
+        for row in _rows(world, name):
+            for question in _texts(row, "user"):
+                assert "{" not in question.replace("{0", "").replace("{1", ""), question  # spans are "{0.1, 0.3}"
+                assert "  " not in question and not re.search(r"\b(\w+) \1\b", question), question
+                assert not re.search(r"\ba [aeiou]", question), question
+                assert question.rstrip()[-1] in "?.", question
+                if question.startswith(("When did", "Tell me the timestamp", "At what time does")):
+                    seen.add(row["task"])
+                    assert not finite.search(question), question
+                    assert re.search(r"(the (dis)?appearance of the \w+ \w+|the \w+ \w+'s (move|change)( to)?( the)? \w+)",
+                                      question), question
+    assert "temporal_grounding" in seen and len(seen) >= 2  # stage 2 and the stage-3 conversations
+
+
+@pytest.mark.parametrize("kind,extra,expected", [
+    ("appear", {}, "the appearance of the red circle"),
+    ("disappear", {}, "the disappearance of the red circle"),
+    ("move", {"direction": "up", "target": (1, 1)}, "the red circle's move up"),
+    ("move", {"direction": "left", "target": (1, 1)}, "the red circle's move to the left"),
+    ("recolour", {"colour": "blue"}, "the red circle's change to blue"),
+])
+def test_events_have_a_noun_phrase_for_questions_and_a_clause_for_answers(kind, extra, expected):
+    from groundinggpt.data.synthetic.video import Event
+    from groundinggpt.data.synthetic.world import SceneObject
+
+    obj = SceneObject(shape="circle", colour="red", size="small", side=8, x=10, y=10)
+    event = Event(kind, 0, 1, 3, **extra)
+    assert event.noun_phrase((obj,)) == expected
+    with_what = {"appear": "appears", "disappear": "disappears", "move": "moves", "recolour": "turns"}[kind]
+    assert event.phrase((obj,)).startswith(f"the red circle {with_what}")
+    prompt = f"When did {event.noun_phrase((obj,))} occur in the video?"
+    assert "appears occur" not in prompt and "moves up occur" not in prompt

@@ -23,7 +23,7 @@ COMMANDS: dict[str, str] = {
     "groundinggpt.serve.cli": "chat, serve, web",
     "groundinggpt.data.synthetic.cli": "synthetic",
     "groundinggpt.data.cli": "data",
-    "groundinggpt.quickstart": "quickstart",
+    "groundinggpt.cli_quickstart": "quickstart",
 }
 
 

@@ -236,7 +236,7 @@ def object_attribute(scene: ImageScene, image: str, rng: np.random.Generator, te
 def temporal_grounding(scene: VideoScene, video: str, rng: np.random.Generator, test: bool = False) -> Record:
     """Event → ``"{t1, t2}"`` (relative to the duration)."""
     event = _pick(rng, scene.events)
-    phrase = event.phrase(scene.objects)
+    phrase = event.noun_phrase(scene.objects)
     span = event.span(scene.grid)
     question = _question(rng, "temporal_grounding", eval_prompt=test, event=phrase)
     meta = {"scene": scene.id, "event": phrase, "kind": event.kind, "span": span.as_list(),
@@ -299,7 +299,8 @@ def video_conversation(scene: VideoScene, video: str, rng: np.random.Generator, 
         event = _pick(rng, scene.events)
         span = event.span(scene.grid)
         if rng.random() < 0.5:
-            turns.append((_question(rng, "temporal_grounding", event=event.phrase(scene.objects)), format_span(span)))
+            turns.append((_question(rng, "temporal_grounding", event=event.noun_phrase(scene.objects)),
+                          format_span(span)))
         else:
             turns.append((_question(rng, "video_dense_caption", time=format_span(span)),
                           sentence(event.phrase(scene.objects))))

@@ -74,6 +74,23 @@ class Event:
         }[self.kind]
         return f"{who} {verb}"
 
+    def noun_phrase(self, objects: tuple[SceneObject, ...]) -> str:
+        """The event named as a noun phrase, for question slots such as "When did {event} occur?":
+        ``"the appearance of the red circle"``, ``"the red circle's move to the left"``,
+        ``"the red circle's change to blue"`` (a clause such as "the red circle appears" there
+        would not read as English)."""
+        who = object_phrase(objects[self.obj], ("colour", "shape"))
+        if self.kind == "appear":
+            return f"the appearance of {who}"
+        if self.kind == "disappear":
+            return f"the disappearance of {who}"
+        if self.kind == "move":
+            where = self.direction if self.direction in ("up", "down") else f"to the {self.direction}"
+            return f"{who}'s move {where}"
+        if self.kind == "recolour":
+            return f"{who}'s change to {self.colour}"
+        raise ValueError(f"unknown event kind {self.kind!r}")
+
 
 @dataclass(frozen=True)
 class VideoScene:
