@@ -152,14 +152,14 @@ class Context:
 
         Raises :class:`Rejected` ``missing_media`` when ``check_media`` and the file is absent.
         """
-        full = folder / name
+        full = Path(os.path.normpath(folder / name))
         if self.check_media and not full.is_file():
             raise Rejected("missing_media", f"{full} does not exist (or pass check_media: false to "
                                             "convert annotations without their media)")
         try:
-            return full.relative_to(self.media_root).as_posix()
+            return full.relative_to(os.path.normpath(self.media_root)).as_posix()
         except ValueError:
-            return os.path.relpath(full, self.media_root).replace(os.sep, "/")
+            return os.path.relpath(full, os.path.normpath(self.media_root)).replace(os.sep, "/")
 
     # --- coordinates ---------------------------------------------------------------
     def pixel_box(self, x1: float, y1: float, x2: float, y2: float, width: float, height: float) -> Box:
