@@ -57,7 +57,15 @@ def audio_path(tmp_path):
     return path
 
 
+# torch's own thread count for this process, before any test (or module fixture) sets one.
+_TORCH_THREADS = torch.get_num_threads()
+
+
 @pytest.fixture(autouse=True)
 def _deterministic():
+    """Seed every test, and hand the next one torch's own thread count: a test or module
+    fixture that sets its own (the quickstart's ``threads=1``) would otherwise change the
+    rounding of every later test in the same process."""
     torch.manual_seed(0)
     yield
+    torch.set_num_threads(_TORCH_THREADS)

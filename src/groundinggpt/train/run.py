@@ -347,6 +347,42 @@ def _run_identity(config: TrainConfig) -> dict[str, Any]:
             "max_steps": config.training.get("max_steps"), "num_train_epochs": config.training.get("num_train_epochs")}
 
 
+def read_run_record(output: Path) -> dict[str, Any] | None:
+    """The start record a run left in ``output`` (``None`` where there is none)."""
+    started = Path(output) / RUN_START
+    if not started.is_file():
+        return None
+    try:
+        record = json.loads(started.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RecipeError(f"{started}: unreadable run record ({e}); resume it with its own settings from a copy, "
+                          "or choose another --output") from e
+    if not isinstance(record, dict):
+        raise RecipeError(f"{started}: expected a JSON object (the run record), got {type(record).__name__}")
+    return record
+
+
+def pin_threads_of_run(record: dict[str, Any] | None, say=None) -> None:
+    """Resume with the torch CPU thread count the run started with.
+
+    A matrix product or a sum split over another number of threads adds in another order,
+    so the resumed steps round differently (1e-7..1e-6 after a few Adam steps) from the
+    same run left alone: a resume is bit-identical only with the same count. Where the
+    recorded count exceeds this machine's cores it is left as it is (said, not silent).
+    """
+    threads = (record or {}).get("torch_threads")
+    if not isinstance(threads, int) or threads < 1 or threads == torch.get_num_threads():
+        return
+    if threads <= (os.cpu_count() or 1):
+        torch.set_num_threads(threads)
+        message = f"--resume: {threads} torch threads, as the run started (this process had another count)"
+    else:
+        message = (f"--resume: the run started with {threads} torch threads, more than this machine's cores; "
+                   f"continuing with {torch.get_num_threads()} (results differ from an uninterrupted run in rounding)")
+    if say is not None:
+        say(message)
+
+
 def check_output(config: TrainConfig) -> bool:
     """Refuse an ``--output`` that would lose or mix work; ``True`` if it holds this very
     run, finished (``--resume`` then has nothing to do).
@@ -363,9 +399,8 @@ def check_output(config: TrainConfig) -> bool:
         return False
     if config.overwrite:
         return False
-    started = output / RUN_START
-    if config.resume and started.is_file():
-        before = json.loads(started.read_text(encoding="utf-8"))
+    before = read_run_record(output) if config.resume else None
+    if before is not None:
         now = _run_identity(config)
         changed = [k for k in now if before.get(k) != now[k]]
         if changed:
@@ -416,6 +451,8 @@ def train(config: TrainConfig) -> Path:
         print(f"--resume: the run in {output} finished already ({RUN_LOG}); nothing to do", file=sys.stderr)
         return output
     media_root = check_media_root(config)
+    if config.resume:
+        pin_threads_of_run(read_run_record(output), say=lambda m: print(m, file=sys.stderr, flush=True))
 
     # Data first: a typo on line 90 000 should cost seconds, not a model load.
     t = time.perf_counter()
@@ -461,7 +498,8 @@ def train(config: TrainConfig) -> Path:
         output.mkdir(parents=True, exist_ok=True)
         if args.process_index == 0 and resume_from is None:
             skip_log.unlink(missing_ok=True)
-            (output / RUN_START).write_text(json.dumps(_run_identity(config), indent=2), encoding="utf-8")
+            record = {**_run_identity(config), "torch_threads": torch.get_num_threads()}
+            (output / RUN_START).write_text(json.dumps(record, indent=2), encoding="utf-8")
         if config.feature_cache:
             from ..data.feature_cache import FeatureCache
 
