@@ -23,6 +23,7 @@ import torch
 from transformers import StoppingCriteriaList
 
 from .errors import InputError
+from .modalities import MODALITIES
 from .models import GroundingGPTForCausalLM
 from .processor import GroundedOutput, GroundingGPTProcessor
 from .prompts import EVAL_PROMPTS
@@ -161,10 +162,7 @@ class GroundingGPT:
             streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
                                            on_text)
         criteria = StoppingCriteriaList([StopRequested(cancel)]) if cancel is not None else None
-        inputs = {k: v.to(self.device) for k, v in batch.items()}
-        for key in ("pixel_values", "pixel_values_videos", "input_features"):
-            if key in inputs:
-                inputs[key] = inputs[key].to(self.model.dtype)
+        inputs = self.model_inputs(batch)
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         tok = self.processor.tokenizer
@@ -187,6 +185,14 @@ class GroundingGPT:
             result.finish_reason = "stop" if stopped else "length"
             results.append(result)
         return results
+
+    def model_inputs(self, batch: Any) -> dict[str, torch.Tensor]:
+        """A processor batch (without ``media_info``) on the model's device, raw media in the model's dtype."""
+        inputs = {k: v.to(self.device) for k, v in batch.items()}
+        for m in MODALITIES:
+            if m.raw_key in inputs:
+                inputs[m.raw_key] = inputs[m.raw_key].to(self.model.dtype)
+        return inputs
 
     def chat(self, messages: list[dict[str, Any]], **settings: Any) -> GroundedOutput:
         """Answer one conversation (HF chat format; see :mod:`groundinggpt.processor`)."""

@@ -41,13 +41,13 @@ from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
 from .chat_template import ChatTemplate, get_template
 from .errors import InputError, MediaError
 from .grounding import Box, GroundedEntity, original_to_square, parse_grounding, replace_boxes, square_to_original
-from .media.audio import AUDIO_MEAN, AUDIO_STD, preprocess_audio
-from .media.image import CLIP_MEAN, CLIP_STD, load_image, preprocess_image
-from .media.video import preprocess_video
+from .media.audio import AUDIO_MEAN, AUDIO_STD
+from .media.image import CLIP_MEAN, CLIP_STD
+from .modalities import MEDIA_KINDS, MODALITIES, PART_TYPES_IN_WORDS, get_modality
 
 PROCESSOR_CONFIG_NAME = "groundinggpt_processor.json"
+
 IGNORE_INDEX = -100
-MEDIA_KINDS = ("image", "video", "audio")
 
 
 @dataclass
@@ -75,7 +75,7 @@ class ProcessorConfig:
     # short one: the Vicuna prompt is ~40 tokens, often more than the rest of a sample.
     system_prompt: str | None = None
     # How many media of each kind one conversation may hold (the paper trains with one).
-    max_media: dict[str, int] = field(default_factory=lambda: {"image": 1, "video": 1, "audio": 1})
+    max_media: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEDIA_KINDS, 1))
     max_image_pixels: int = 64_000_000  # refuse decompression bombs before decoding them
 
     @classmethod
@@ -83,8 +83,8 @@ class ProcessorConfig:
         values: dict[str, Any] = dict(
             image_size=config.vision_config.image_size,
             image_seq_length=config.image_seq_length,
-            image_token=config.image_token, video_token=config.video_token, audio_token=config.audio_token,
             chat_template=config.chat_template,
+            **{m.token_field: getattr(config, m.token_field) for m in MODALITIES},
         )
         if config.video_config is not None:
             values.update(num_frames=config.video_config.num_frames, video_seq_length=config.video_seq_length)
@@ -193,16 +193,12 @@ class GroundingGPTProcessor:
         self.template: ChatTemplate = get_template(self.config.chat_template)
         self.token_ids = {}
         for kind in MEDIA_KINDS:
-            token = getattr(self.config, f"{kind}_token")
+            token = getattr(self.config, get_modality(kind).token_field)
             token_id = tokenizer.convert_tokens_to_ids(token)
             if token_id is None or token_id == tokenizer.unk_token_id:
                 raise ValueError(f"tokenizer has no {kind} placeholder token {token!r}; add it as a special token")
             self.token_ids[kind] = token_id
-        self.seq_lengths = {
-            "image": self.config.image_seq_length,
-            "video": self.config.video_seq_length,
-            "audio": self.config.audio_seq_length,
-        }
+        self.seq_lengths = {m.name: getattr(self.config, m.seq_length_field) for m in MODALITIES}
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -230,20 +226,8 @@ class GroundingGPTProcessor:
     # ---- media ----------------------------------------------------------------------------
     def load_medium(self, kind: str, source: Any) -> tuple[torch.Tensor, MediaInfo]:
         """Decode and preprocess one medium → (tensor, info). Raises MediaError naming the source."""
-        c = self.config
-        if kind == "image":
-            image = load_image(source, max_pixels=c.max_image_pixels)
-            out = preprocess_image(image, size=c.image_size, mean=c.image_mean, std=c.image_std)
-            return out.pixel_values, MediaInfo("image", original_size=tuple(out.original_size))
-        if kind == "video":
-            out = preprocess_video(source, num_frames=c.num_frames, size=c.image_size, mean=c.image_mean, std=c.image_std)
-            return out.pixel_values, MediaInfo("video", original_size=tuple(out.original_size), duration=out.duration)
-        if kind == "audio":
-            out = preprocess_audio(source, num_clips=c.num_clips, clip_seconds=c.clip_seconds,
-                                   num_mel_bins=c.num_mel_bins, target_frames=c.target_frames,
-                                   mean=c.audio_mean, std=c.audio_std)
-            return out.input_features, MediaInfo("audio", duration=out.duration)
-        raise InputError(f"unknown media kind {kind!r}; expected one of {MEDIA_KINDS}")
+        tensor, info = get_modality(kind).load(source, self.config)
+        return tensor, MediaInfo(kind, **info)
 
     # ---- one conversation -----------------------------------------------------------------
     def _normalise(self, messages: Any, where: str) -> list[dict[str, Any]]:
@@ -265,7 +249,7 @@ class GroundingGPTProcessor:
                 if kind not in ("text", *MEDIA_KINDS):
                     raise InputError(
                         f"{where}, message {i}, part {j}: unknown content type {kind!r}; "
-                        "expected 'text', 'image', 'video' or 'audio'"
+                        f"expected {PART_TYPES_IN_WORDS}"
                     )
                 if kind == "text" and not isinstance(part.get("text"), str):
                     raise InputError(f"{where}, message {i}, part {j}: a text part needs a string 'text' field")
@@ -493,10 +477,10 @@ class GroundingGPTProcessor:
         data: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention}
         if return_labels:
             data["labels"] = labels
-        for kind, key in (("image", "pixel_values"), ("video", "pixel_values_videos"), ("audio", "input_features")):
-            tensors = [t for _, _, media, _ in encoded for t in media[kind]]
+        for m in MODALITIES:
+            tensors = [t for _, _, media, _ in encoded for t in media[m.name]]
             if tensors:
-                data[key] = torch.stack(tensors)
+                data[m.raw_key] = torch.stack(tensors)
         feature = BatchFeature(data=data)
         feature["media_info"] = [infos for *_, infos in encoded]
         return feature

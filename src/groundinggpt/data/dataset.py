@@ -45,8 +45,9 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import MediaError
+from ..modalities import FEATURE_KEYS, MEDIA_KINDS, MODALITIES, RAW_KEYS
 from ..processor import IGNORE_INDEX, GroundingGPTProcessor, MediaInfo
-from .schema import MEDIA_KINDS, DataError, Sample
+from .schema import DataError, Sample
 
 if TYPE_CHECKING:
     from .feature_cache import FeatureCache
@@ -54,10 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["GroundingDataset", "DataCollator", "SkipReport", "probe_medium", "RAW_KEYS", "FEATURE_KEYS"]
 
 logger = logging.getLogger(__name__)
-
-#: Batch key of raw media / of cached features, per kind.
-RAW_KEYS = {"image": "pixel_values", "video": "pixel_values_videos", "audio": "input_features"}
-FEATURE_KEYS = {"image": "image_features", "video": "video_features", "audio": "audio_features"}
 
 REASON_TOO_LONG_MEDIA = "too long: media block would be cut"
 REASON_TOO_LONG_NO_ANSWER = "too long: no answer tokens left after truncation"
@@ -515,8 +512,8 @@ class DataCollator:
             labels[row, :length] = x["labels"]
             attention[row, :length] = x["attention_mask"]
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-        for kind in MEDIA_KINDS:
-            raw, feat = RAW_KEYS[kind], FEATURE_KEYS[kind]
+        for m in MODALITIES:
+            kind, raw, feat = m.name, m.raw_key, m.feature_key
             with_raw = [x for x in good if raw in x]
             with_feat = [x for x in good if feat in x]
             if with_raw and with_feat:

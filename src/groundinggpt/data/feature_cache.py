@@ -43,8 +43,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from ..errors import MediaError
+from ..modalities import MEDIA_KINDS, MODALITIES, MODALITY
 from ..processor import GroundingGPTProcessor, MediaInfo
-from .schema import MEDIA_KINDS, Sample
+from .schema import Sample
 
 if TYPE_CHECKING:
     from ..models import GroundingGPTForCausalLM
@@ -57,13 +58,7 @@ logger = logging.getLogger(__name__)
 CACHE_VERSION = "groundinggpt-feature-cache-v1"
 
 #: Processor config fields that shape each kind's tensor.
-PREPROCESSING_FIELDS = {
-    "image": ("image_size", "image_mean", "image_std"),
-    "video": ("num_frames", "image_size", "image_mean", "image_std"),
-    "audio": ("num_clips", "clip_seconds", "num_mel_bins", "target_frames", "audio_mean", "audio_std"),
-}
-_RAW_KEYS = {"image": "pixel_values", "video": "pixel_values_videos", "audio": "input_features"}
-_FEATURE_KEYS = {"image": "image_features", "video": "video_features", "audio": "audio_features"}
+PREPROCESSING_FIELDS = {m.name: m.settings for m in MODALITIES}
 _HASH_CHUNK = 1 << 20
 
 
@@ -335,7 +330,8 @@ class FeatureCache:
     def _encode_batch(self, model: GroundingGPTForCausalLM, kind: str,
                       pending: list[tuple[Path, torch.Tensor, MediaInfo]], device: torch.device) -> None:
         stacked = torch.stack([t for _, t, _ in pending]).to(device)
-        features = model.encode_media(**{_RAW_KEYS[kind]: stacked})[_FEATURE_KEYS[kind]]
+        m = MODALITY[kind]
+        features = model.encode_media(**{m.raw_key: stacked})[m.feature_key]
         for (path, _, info), row in zip(pending, features):
             self.put(kind, path, row, info)
 

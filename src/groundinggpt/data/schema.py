@@ -42,12 +42,12 @@ from typing import Any
 
 from ..errors import InputError
 from ..grounding import invalid_coordinates
+from ..modalities import MEDIA_KINDS, PART_TYPES_IN_WORDS
 
 __all__ = [
     "DataError", "Sample", "KNOWN_TASKS", "MEDIA_KINDS", "read_jsonl", "write_jsonl", "from_llava_style",
 ]
 
-MEDIA_KINDS = ("image", "video", "audio")
 ROLES = ("system", "user", "assistant")
 FIELDS = ("id", "task", "stage", "source", "messages", "meta")
 #: Task names used by the project's converters. Other non-empty names are accepted
@@ -125,7 +125,7 @@ def _validate_part(part: Any, where: str, name: str, role: str) -> dict[str, Any
         if not isinstance(path, str) or not path.strip():
             raise _fail(where, f"{name}.{kind}", "must be a non-empty string (a path relative to the media root)")
         return part
-    raise _fail(where, f"{name}.type", f"must be 'text', 'image', 'video' or 'audio', got {kind!r}")
+    raise _fail(where, f"{name}.type", f"must be {PART_TYPES_IN_WORDS}, got {kind!r}")
 
 
 def _validate_messages(messages: Any, where: str) -> list[dict[str, Any]]:
@@ -467,7 +467,7 @@ def from_llava_style(
         if first_user is None:
             raise DataError(f"{where}: the record has a {missing[0]} file but no human turn to attach it to")
         # LLaVA's rule: a medium without a marker goes before the first human text.
-        first_user["content"][:0] = [{"type": k, k: files[k]} for k in ("image", "video", "audio") if k in missing]
+        first_user["content"][:0] = [{"type": k, k: files[k]} for k in MEDIA_KINDS if k in missing]
 
     if boxes_frame == "square" and "image" in files:
         if media_root is None:

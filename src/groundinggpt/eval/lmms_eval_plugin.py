@@ -175,10 +175,7 @@ class GroundingGPTLmms(lmms):
         n_end = 1 if suffix is None else len(proc.tokenizer(suffix, add_special_tokens=False,
                                                              split_special_tokens=True)["input_ids"])
         answer = answer[: max(len(answer) - n_end, 0)]
-        inputs = {k: v.to(self.gg.device) for k, v in batch.items()}
-        for key in ("pixel_values", "pixel_values_videos", "input_features"):
-            if key in inputs:
-                inputs[key] = inputs[key].to(self.gg.model.dtype)
+        inputs = self.gg.model_inputs(batch)
         logits = self.gg.model(**inputs).logits[0].float()
         targets = inputs["input_ids"][0, answer]
         logprobs = torch.log_softmax(logits[answer - 1], dim=-1)  # token t is predicted at t - 1

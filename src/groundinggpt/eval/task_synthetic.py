@@ -29,9 +29,9 @@ from groundinggpt.eval import metrics
 from groundinggpt.eval.formats import FormatError
 from groundinggpt.eval.tasks import Sample, Task, register_task
 from groundinggpt.grounding import parse_grounding
+from groundinggpt.modalities import MEDIA_KINDS
 
 _TRUTH_KEYS = ("box", "span", "answer")
-_MEDIA = ("image", "video", "audio")
 
 
 def _numbers(value: Any, n: int) -> bool:
@@ -84,7 +84,7 @@ def read_synthetic(path: str | os.PathLike, root: str | os.PathLike | None = Non
             content = message.get("content") if isinstance(message, dict) else None
             for part in content if isinstance(content, list) else []:
                 kind_ = part.get("type") if isinstance(part, dict) else None
-                if kind_ in _MEDIA and isinstance(part.get(kind_), str):
+                if kind_ in MEDIA_KINDS and isinstance(part.get(kind_), str):
                     full = str(root / part[kind_])  # an absolute path stays itself
                     part[kind_] = full
                     media.append((kind_, full))

@@ -21,30 +21,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from transformers import AutoConfig, CLIPVisionConfig, LlamaConfig, PretrainedConfig
+from transformers import AutoConfig, Blip2QFormerConfig, CLIPVisionConfig, LlamaConfig, PretrainedConfig
 
 
-class GroundingGPTVideoConfig(PretrainedConfig):
-    """Video branch: M frames → vision tower → + temporal embedding → Q-Former → adapter.
+class QFormerBranchConfig(PretrainedConfig):
+    """What the video and audio branches share: learned queries, a BLIP-2 Q-Former, an adapter.
+
+    A branch turns P positions (frames or clips) of encoder tokens into ``num_query_tokens``
+    LLM-width tokens: + position embedding → Q-Former (learned queries cross-attend to the
+    tokens) → adapter. The fields are saved flat in ``config.json`` (``qformer_hidden_size``
+    ...), as before this class existed, so saved folders read the same.
 
     Args:
-        num_frames: frames sampled uniformly from each video (the paper: 64).
-        frame_token_pool: average-pool factor applied to each frame's patch grid
-            before the Q-Former (1 keeps all patches; 2 keeps a quarter). Keeps the
-            Q-Former's cross-attention affordable at 64 frames × 576 patches.
-        num_query_tokens: learned queries = video tokens given to the LLM (k_V).
+        num_query_tokens: learned queries = tokens given to the LLM (k_V / k_A).
         qformer_hidden_size / qformer_num_layers / qformer_num_heads /
         qformer_intermediate_size: the BLIP-2-structured Q-Former.
         cross_attention_frequency: a cross-attention block every N layers.
         adapter: ``"linear"`` (the authors' choice) or ``"mlp"``.
     """
 
-    model_type = "groundinggpt_video"
-
     def __init__(
         self,
-        num_frames: int = 8,
-        frame_token_pool: int = 2,
         num_query_tokens: int = 8,
         qformer_hidden_size: int = 64,
         qformer_num_layers: int = 1,
@@ -54,8 +51,6 @@ class GroundingGPTVideoConfig(PretrainedConfig):
         adapter: str = "linear",
         **kwargs: Any,
     ) -> None:
-        self.num_frames = num_frames
-        self.frame_token_pool = frame_token_pool
         self.num_query_tokens = num_query_tokens
         self.qformer_hidden_size = qformer_hidden_size
         self.qformer_num_layers = qformer_num_layers
@@ -65,8 +60,42 @@ class GroundingGPTVideoConfig(PretrainedConfig):
         self.adapter = adapter
         super().__init__(**kwargs)
 
+    def qformer_config(self, encoder_width: int) -> Blip2QFormerConfig:
+        """The BLIP-2 Q-Former config of this branch, cross-attending to tokens of width ``encoder_width``."""
+        return Blip2QFormerConfig(
+            hidden_size=self.qformer_hidden_size, num_hidden_layers=self.qformer_num_layers,
+            num_attention_heads=self.qformer_num_heads, intermediate_size=self.qformer_intermediate_size,
+            encoder_hidden_size=encoder_width, cross_attention_frequency=self.cross_attention_frequency,
+        )
 
-class GroundingGPTAudioConfig(PretrainedConfig):
+
+class GroundingGPTVideoConfig(QFormerBranchConfig):
+    """Video branch: M frames → vision tower → + temporal embedding → Q-Former → adapter.
+
+    Args:
+        num_frames: frames sampled uniformly from each video (the paper: 64).
+        frame_token_pool: average-pool factor applied to each frame's patch grid
+            before the Q-Former (1 keeps all patches; 2 keeps a quarter). Keeps the
+            Q-Former's cross-attention affordable at 64 frames × 576 patches.
+        num_query_tokens: learned queries = video tokens given to the LLM (k_V).
+        **kwargs: the Q-Former fields of :class:`QFormerBranchConfig`.
+    """
+
+    model_type = "groundinggpt_video"
+
+    def __init__(self, num_frames: int = 8, frame_token_pool: int = 2, num_query_tokens: int = 8,
+                 **kwargs: Any) -> None:
+        self.num_frames = num_frames
+        self.frame_token_pool = frame_token_pool
+        super().__init__(num_query_tokens=num_query_tokens, **kwargs)
+
+    @property
+    def num_positions(self) -> int:
+        """Rows of the frame-position table: one per sampled frame."""
+        return self.num_frames
+
+
+class GroundingGPTAudioConfig(QFormerBranchConfig):
     """Audio branch: N clips → ImageBind-style audio ViT → + clip embedding → Q-Former → adapter.
 
     Args:
@@ -77,7 +106,7 @@ class GroundingGPTAudioConfig(PretrainedConfig):
         num_mel_bins / target_frames: the fbank each clip becomes (128 × 204 for ImageBind).
         max_clips: size of the learned clip-position table (the authors use 8).
         num_query_tokens: learned queries = audio tokens given to the LLM (k_A).
-        adapter: ``"linear"`` (the authors' choice) or ``"mlp"``.
+        **kwargs: the Q-Former fields of :class:`QFormerBranchConfig`.
     """
 
     model_type = "groundinggpt_audio"
@@ -91,12 +120,6 @@ class GroundingGPTAudioConfig(PretrainedConfig):
         target_frames: int = 204,
         max_clips: int = 8,
         num_query_tokens: int = 4,
-        qformer_hidden_size: int = 64,
-        qformer_num_layers: int = 1,
-        qformer_num_heads: int = 4,
-        qformer_intermediate_size: int = 128,
-        cross_attention_frequency: int = 1,
-        adapter: str = "linear",
         **kwargs: Any,
     ) -> None:
         self.encoder = dict(encoder or {})
@@ -105,16 +128,14 @@ class GroundingGPTAudioConfig(PretrainedConfig):
         self.num_mel_bins = num_mel_bins
         self.target_frames = target_frames
         self.max_clips = max_clips
-        self.num_query_tokens = num_query_tokens
-        self.qformer_hidden_size = qformer_hidden_size
-        self.qformer_num_layers = qformer_num_layers
-        self.qformer_num_heads = qformer_num_heads
-        self.qformer_intermediate_size = qformer_intermediate_size
-        self.cross_attention_frequency = cross_attention_frequency
-        self.adapter = adapter
         if num_clips > max_clips:
             raise ValueError(f"audio_config.num_clips={num_clips} exceeds max_clips={max_clips}")
-        super().__init__(**kwargs)
+        super().__init__(num_query_tokens=num_query_tokens, **kwargs)
+
+    @property
+    def num_positions(self) -> int:
+        """Rows of the clip-position table (``max_clips``, more than the clips used)."""
+        return self.max_clips
 
 
 def _sub_config(value: Any, default_cls: type[PretrainedConfig]) -> PretrainedConfig:

@@ -21,13 +21,13 @@ skips the encoders: see :meth:`GroundingGPTForCausalLM.encode_media`.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (
-    Blip2QFormerConfig,
     Blip2QFormerModel,
     CLIPVisionModel,
     GenerationMixin,
@@ -35,13 +35,12 @@ from transformers import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from ..modalities import MEDIA_INPUT_NAMES, MODALITIES, Modality
 from .audio_encoder import AudioEncoderConfig, ImageBindAudioEncoder
-from .configuration_groundinggpt import GroundingGPTConfig
+from .configuration_groundinggpt import GroundingGPTConfig, QFormerBranchConfig
 
-MEDIA_INPUT_NAMES = (
-    "pixel_values", "pixel_values_videos", "input_features",
-    "image_features", "video_features", "audio_features",
-)
+__all__ = ["GroundingGPTForCausalLM", "GroundingGPTPreTrainedModel", "QFormerBranch", "MEDIA_INPUT_NAMES",
+           "build_adapter", "pool_patch_grid"]
 
 
 def build_adapter(kind: str, in_dim: int, out_dim: int) -> nn.Module:
@@ -72,20 +71,19 @@ class QFormerBranch(nn.Module):
     Used by both the video branch (over frame tokens) and the audio branch (over clip
     embeddings). ``position_embedding`` marks *when* each frame/clip is, which is what
     lets the model answer with timestamps.
+
+    Args:
+        config: the branch's Q-Former fields (a video or audio config).
+        encoder_width: width of the encoder tokens the queries attend to.
+        out_dim: the LLM's width.
     """
 
-    def __init__(self, *, encoder_width: int, num_positions: int, num_queries: int, hidden: int,
-                 layers: int, heads: int, intermediate: int, cross_every: int, adapter: str, out_dim: int):
+    def __init__(self, config: QFormerBranchConfig, *, encoder_width: int, out_dim: int):
         super().__init__()
-        self.position_embedding = nn.Embedding(num_positions, encoder_width)
-        self.query_tokens = nn.Parameter(torch.zeros(1, num_queries, hidden))
-        qcfg = Blip2QFormerConfig(
-            hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-            intermediate_size=intermediate, encoder_hidden_size=encoder_width,
-            cross_attention_frequency=cross_every,
-        )
-        self.qformer = Blip2QFormerModel(qcfg)
-        self.adapter = build_adapter(adapter, hidden, out_dim)
+        self.position_embedding = nn.Embedding(config.num_positions, encoder_width)
+        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_hidden_size))
+        self.qformer = Blip2QFormerModel(config.qformer_config(encoder_width))
+        self.adapter = build_adapter(config.adapter, config.qformer_hidden_size, out_dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: [B, P, T, C] (P positions — frames or clips — of T tokens each) → [B, Q, out_dim]."""
@@ -139,18 +137,14 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         hidden = config.text_config.hidden_size
         vision_width = config.vision_config.hidden_size
 
+        # The modules keep the names they were saved under (image_adapter, video_branch ...;
+        # the table's `encoder` / `branch` fields), so every saved folder loads as it is.
         self.vision_tower = CLIPVisionModel(config.vision_config)
         self.image_adapter = build_adapter(config.image_adapter, vision_width, hidden)
 
         self.video_branch = None
         if config.video_config is not None:
-            v = config.video_config
-            self.video_branch = QFormerBranch(
-                encoder_width=vision_width, num_positions=v.num_frames, num_queries=v.num_query_tokens,
-                hidden=v.qformer_hidden_size, layers=v.qformer_num_layers, heads=v.qformer_num_heads,
-                intermediate=v.qformer_intermediate_size, cross_every=v.cross_attention_frequency,
-                adapter=v.adapter, out_dim=hidden,
-            )
+            self.video_branch = QFormerBranch(config.video_config, encoder_width=vision_width, out_dim=hidden)
 
         self.audio_encoder = None
         self.audio_branch = None
@@ -160,12 +154,7 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
                 {"num_mel_bins": a.num_mel_bins, "target_frames": a.target_frames, **a.encoder}
             )
             self.audio_encoder = ImageBindAudioEncoder(enc_cfg)
-            self.audio_branch = QFormerBranch(
-                encoder_width=enc_cfg.out_dim, num_positions=a.max_clips, num_queries=a.num_query_tokens,
-                hidden=a.qformer_hidden_size, layers=a.qformer_num_layers, heads=a.qformer_num_heads,
-                intermediate=a.qformer_intermediate_size, cross_every=a.cross_attention_frequency,
-                adapter=a.adapter, out_dim=hidden,
-            )
+            self.audio_branch = QFormerBranch(a, encoder_width=enc_cfg.out_dim, out_dim=hidden)
 
         if language_model is None:
             # The class's constructor, not AutoModelForCausalLM.from_config: under DeepSpeed
@@ -224,47 +213,59 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
     def _audio_dtype(self) -> torch.dtype:
         return next(self.audio_encoder.parameters()).dtype
 
-    @torch.no_grad()
-    def encode_media(self, pixel_values=None, pixel_values_videos=None, input_features=None) -> dict[str, torch.Tensor]:
-        """Run only the frozen encoders; the result can be passed back as ``*_features``."""
-        out: dict[str, torch.Tensor] = {}
-        if pixel_values is not None:
-            out["image_features"] = self.encode_images(pixel_values)
-        if pixel_values_videos is not None:
-            out["video_features"] = self.encode_videos(pixel_values_videos)
-        if input_features is not None:
-            out["audio_features"] = self.encode_audios(input_features)
+    @property
+    def branches(self) -> dict[str, nn.Module]:
+        """The trainable branch of each modality this model has, keyed by modality name.
+
+        The modules stay registered under their table names (``image_adapter``,
+        ``video_branch``, ``audio_branch``): those are the keys of the saved weights, of the
+        freeze plan and of the converters of released checkpoints.
+        """
+        return {m.name: getattr(self, m.branch) for m in MODALITIES if getattr(self, m.branch, None) is not None}
+
+    def _media_inputs(self, media: dict[str, Any]) -> list[tuple[Modality, torch.Tensor | None, torch.Tensor | None]]:
+        """``(modality, raw, features)`` for each modality given in ``media``; unknown keys are errors."""
+        unknown = sorted(set(media) - set(MEDIA_INPUT_NAMES))
+        if unknown:
+            raise TypeError(f"unknown media inputs {unknown}; expected some of {list(MEDIA_INPUT_NAMES)}")
+        out = []
+        for m in MODALITIES:
+            raw, features = media.get(m.raw_key), media.get(m.feature_key)
+            if raw is not None or features is not None:
+                if getattr(self, m.branch, None) is None:
+                    self._require_branch(m.name, None)
+                out.append((m, raw, features))
         return out
 
+    @torch.no_grad()
+    def encode_media(self, **raw_media: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """Run only the frozen encoders; the result can be passed back as ``*_features``.
+
+        Args:
+            **raw_media: ``pixel_values`` / ``pixel_values_videos`` / ``input_features``
+                (the raw keys of the modality table).
+
+        Returns:
+            ``{feature_key: features}`` (``image_features`` ...) for each medium given.
+        """
+        return {m.feature_key: getattr(self, m.encode)(raw)
+                for m, raw, _ in self._media_inputs(raw_media) if raw is not None}
+
     # ---- trainable part: features → LLM-width tokens
-    def project_media(
-        self,
-        pixel_values: torch.Tensor | None = None,
-        pixel_values_videos: torch.Tensor | None = None,
-        input_features: torch.Tensor | None = None,
-        image_features: torch.Tensor | None = None,
-        video_features: torch.Tensor | None = None,
-        audio_features: torch.Tensor | None = None,
-    ) -> dict[int, torch.Tensor]:
-        """Media → LLM-width embeddings, keyed by the placeholder token id they replace."""
+    def project_media(self, **media: torch.Tensor | None) -> dict[int, torch.Tensor]:
+        """Media → LLM-width embeddings, keyed by the placeholder token id they replace.
+
+        Args:
+            **media: raw media (``pixel_values`` ...) or the frozen encoders' outputs
+                (``image_features`` ...); features win when both are given.
+        """
         out: dict[int, torch.Tensor] = {}
-        if image_features is None and pixel_values is not None:
-            image_features = self.encode_images(pixel_values)
-        if image_features is not None:
-            adapter_dtype = self.image_adapter_dtype
-            out[self.config.image_token_id] = self.image_adapter(image_features.to(adapter_dtype))
-        if video_features is None and pixel_values_videos is not None:
-            self._require_branch("video", self.video_branch)
-            video_features = self.encode_videos(pixel_values_videos)
-        if video_features is not None:
-            self._require_branch("video", self.video_branch)
-            out[self.config.video_token_id] = self.video_branch(video_features)
-        if audio_features is None and input_features is not None:
-            self._require_branch("audio", self.audio_branch)
-            audio_features = self.encode_audios(input_features)
-        if audio_features is not None:
-            self._require_branch("audio", self.audio_branch)
-            out[self.config.audio_token_id] = self.audio_branch(audio_features)
+        for m, raw, features in self._media_inputs(media):
+            if features is None:
+                features = getattr(self, m.encode)(raw)
+            branch = getattr(self, m.branch)
+            dtype = next(branch.parameters()).dtype
+            out[getattr(self.config, m.token_id_field)] = branch(features.to(dtype))
         return out
 
     @property
@@ -302,8 +303,8 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
             embeds = embeds.masked_scatter(mask.unsqueeze(-1), features.to(embeds.dtype).reshape(-1, embeds.shape[-1]))
         return embeds
 
-    def _media_token_ids(self) -> tuple[int, int, int]:
-        return (self.config.image_token_id, self.config.video_token_id, self.config.audio_token_id)
+    def _media_token_ids(self) -> tuple[int, ...]:
+        return tuple(getattr(self.config, m.token_id_field) for m in MODALITIES)
 
     def _expand_inputs_for_generation(self, expand_size: int = 1, is_encoder_decoder: bool = False,
                                       input_ids: torch.LongTensor | None = None, **model_kwargs: Any) -> Any:
@@ -314,12 +315,8 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         if expand_size == 1 or input_ids is None:
             return super()._expand_inputs_for_generation(expand_size, is_encoder_decoder, input_ids, **model_kwargs)
         c = self.config
-        kinds = {"pixel_values": (c.image_token_id, c.image_seq_length),
-                 "image_features": (c.image_token_id, c.image_seq_length),
-                 "pixel_values_videos": (c.video_token_id, c.video_seq_length),
-                 "video_features": (c.video_token_id, c.video_seq_length),
-                 "input_features": (c.audio_token_id, c.audio_seq_length),
-                 "audio_features": (c.audio_token_id, c.audio_seq_length)}
+        kinds = {key: (getattr(c, m.token_id_field), getattr(c, m.seq_length_field))
+                 for m in MODALITIES for key in (m.raw_key, m.feature_key)}
         expanded = {}
         for name, (token_id, length) in kinds.items():
             tensor = model_kwargs.get(name)
@@ -345,30 +342,27 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         position_ids: torch.LongTensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
         labels: torch.LongTensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        pixel_values_videos: torch.Tensor | None = None,
-        input_features: torch.Tensor | None = None,
-        image_features: torch.Tensor | None = None,
-        video_features: torch.Tensor | None = None,
-        audio_features: torch.Tensor | None = None,
         **kwargs: Any,
     ) -> CausalLMOutputWithPast:
         """Causal-LM forward with media spliced in.
 
         Args:
             input_ids: [B, L] token ids holding the expanded placeholders.
-            pixel_values / pixel_values_videos / input_features: raw media tensors (see module doc).
-            image_features / video_features / audio_features: the frozen encoders' outputs
-                instead of raw media (from :meth:`encode_media` or the feature cache).
             labels: [B, L] with -100 where no loss is taken.
-            **kwargs: passed to the language model (cache, use_cache, logits_to_keep ...).
+            **kwargs: the media, by the modality table's keys — raw media
+                (``pixel_values`` / ``pixel_values_videos`` / ``input_features``, see the module
+                doc) or the frozen encoders' outputs instead (``image_features`` /
+                ``video_features`` / ``audio_features``, from :meth:`encode_media` or the
+                feature cache); the rest goes to the language model (cache, use_cache,
+                logits_to_keep ...). The signature lists the media keys (see
+                :func:`_list_media_parameters`), which is what transformers' ``generate`` and
+                ``Trainer`` read.
         """
+        media_inputs = {name: kwargs.pop(name) for name in MEDIA_INPUT_NAMES if name in kwargs}
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("give exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
-            media = self.project_media(
-                pixel_values, pixel_values_videos, input_features, image_features, video_features, audio_features
-            )
+            media = self.project_media(**media_inputs)
             is_placeholder = torch.isin(input_ids, torch.tensor(self._media_token_ids(), device=input_ids.device))
             if bool(is_placeholder.any()) and not media:
                 raise ValueError(
@@ -409,3 +403,23 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
             for name in MEDIA_INPUT_NAMES:
                 inputs.pop(name, None)
         return inputs
+
+
+def _list_media_parameters(forward: Any) -> Any:
+    """Give ``forward`` a signature naming every media input of the modality table.
+
+    ``forward`` takes media through ``**kwargs`` (one loop over the table, not a keyword per
+    modality), but transformers decides which inputs a model takes from the signature:
+    ``generate`` refuses keyword arguments it does not find there. So the table's keys are
+    added as keyword-only parameters, defaulting to ``None``, before ``**kwargs``.
+    """
+    sig = inspect.signature(forward)
+    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    var_kw = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
+    media = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="torch.Tensor | None")
+             for name in MEDIA_INPUT_NAMES]
+    forward.__signature__ = sig.replace(parameters=[*params, *media, *var_kw])
+    return forward
+
+
+_list_media_parameters(GroundingGPTForCausalLM.forward)

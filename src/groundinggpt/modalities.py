@@ -1,0 +1,139 @@
+"""The media kinds GroundingGPT reads, as one table.
+
+Every layer that handles "each medium" loops over :data:`MODALITIES` instead of naming
+image, video and audio by hand: the processor (content-part types, placeholders, loading,
+batch keys), the training dataset, collator and feature cache, the model (inputs, token ids,
+branches, generation), the API, the lmms-eval plugin and the synthetic task.
+
+One :class:`Modality` says, for one kind of medium:
+
+- ``name``: the content-part type in conversations (``{"type": "image", "image": ...}``),
+  ``MediaInfo.kind``, and the prefix of its settings (``<name>_token``,
+  ``<name>_token_id``, ``<name>_seq_length`` on the processor and model configs);
+- ``token``: the default placeholder string the processor expands to ``<name>_seq_length`` tokens;
+- ``raw_key`` / ``feature_key``: the batch key of the decoded media tensor (the model's
+  input) and of the frozen encoder's output (what the feature cache stores);
+- ``encoder`` / ``encode`` / ``branch``: the model attribute holding the frozen encoder,
+  the model method running it (raw → features) and the attribute holding the trainable
+  branch (features → LLM-width tokens). These are the names under which the weights are
+  saved (``video_branch.qformer...``), so they are kept as they were: folders saved before
+  this table load unchanged;
+- ``config_key``: the model config attribute holding the branch's config (``None`` when the
+  branch always exists, as the image branch does);
+- ``loader``: ``"module:function"`` that decodes one medium, ``(source, ProcessorConfig) ->
+  (tensor, {"original_size": ..., "duration": ...})``. Written as a string so that this table
+  (which the model imports) pulls in no decoder; :meth:`Modality.load` imports it on first use;
+- ``settings``: the processor config fields the loader reads, i.e. what shapes the tensor
+  (part of the feature cache's key).
+
+This module imports nothing of the package but ``errors``: the model may read it without
+depending on media decoding (see the import rules in ``docs/architecture.md``).
+
+Example:
+    >>> [m.name for m in MODALITIES]
+    ['image', 'video', 'audio']
+    >>> MODALITY["video"].raw_key, MODALITY["video"].feature_key, MODALITY["video"].token
+    ('pixel_values_videos', 'video_features', '<video>')
+    >>> modality_of_key("input_features").name
+    'audio'
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InputError
+
+__all__ = ["Modality", "MODALITIES", "MODALITY", "MEDIA_KINDS", "RAW_KEYS", "FEATURE_KEYS", "MEDIA_INPUT_NAMES",
+           "PART_TYPES_IN_WORDS", "modality_of_key", "get_modality"]
+
+
+@dataclass(frozen=True)
+class Modality:
+    """One kind of medium (see the module docstring for each field)."""
+
+    name: str
+    token: str
+    raw_key: str
+    feature_key: str
+    encoder: str
+    encode: str
+    branch: str
+    config_key: str | None
+    loader: str
+    settings: tuple[str, ...]
+
+    @property
+    def token_field(self) -> str:
+        """Config attribute holding the placeholder string (``image_token``)."""
+        return f"{self.name}_token"
+
+    @property
+    def token_id_field(self) -> str:
+        """Model config attribute holding the placeholder id (``image_token_id``)."""
+        return f"{self.name}_token_id"
+
+    @property
+    def seq_length_field(self) -> str:
+        """Config attribute: LLM tokens one medium becomes (``image_seq_length``)."""
+        return f"{self.name}_seq_length"
+
+    def loader_function(self) -> Callable[[Any, Any], tuple[Any, dict[str, Any]]]:
+        """The decoding function named by ``loader``, imported on first use."""
+        module, _, function = self.loader.partition(":")
+        return getattr(importlib.import_module(module), function)
+
+    def load(self, source: Any, config: Any) -> tuple[Any, dict[str, Any]]:
+        """Decode one medium with the processor settings ``config`` → (tensor, info fields)."""
+        return self.loader_function()(source, config)
+
+
+MODALITIES: tuple[Modality, ...] = (
+    Modality(name="image", token="<image>", raw_key="pixel_values", feature_key="image_features",
+             encoder="vision_tower", encode="encode_images", branch="image_adapter", config_key=None,
+             loader="groundinggpt.media.loaders:load_image_medium",
+             settings=("image_size", "image_mean", "image_std")),
+    Modality(name="video", token="<video>", raw_key="pixel_values_videos", feature_key="video_features",
+             encoder="vision_tower", encode="encode_videos", branch="video_branch", config_key="video_config",
+             loader="groundinggpt.media.loaders:load_video_medium",
+             settings=("num_frames", "image_size", "image_mean", "image_std")),
+    Modality(name="audio", token="<audio>", raw_key="input_features", feature_key="audio_features",
+             encoder="audio_encoder", encode="encode_audios", branch="audio_branch", config_key="audio_config",
+             loader="groundinggpt.media.loaders:load_audio_medium",
+             settings=("num_clips", "clip_seconds", "num_mel_bins", "target_frames", "audio_mean", "audio_std")),
+)
+
+#: The table by name.
+MODALITY: dict[str, Modality] = {m.name: m for m in MODALITIES}
+#: Content-part types that carry a medium, in table order.
+MEDIA_KINDS: tuple[str, ...] = tuple(MODALITY)
+#: Batch key of raw media / of cached encoder features, per kind.
+RAW_KEYS: dict[str, str] = {m.name: m.raw_key for m in MODALITIES}
+FEATURE_KEYS: dict[str, str] = {m.name: m.feature_key for m in MODALITIES}
+#: Every model input that carries media (dropped after prefill during generation).
+MEDIA_INPUT_NAMES: tuple[str, ...] = (*RAW_KEYS.values(), *FEATURE_KEYS.values())
+
+_BY_KEY = {**{m.raw_key: m for m in MODALITIES}, **{m.feature_key: m for m in MODALITIES}}
+
+
+#: "'text', 'image', 'video' or 'audio'": the content-part types, for error messages.
+PART_TYPES_IN_WORDS = ", ".join(repr(k) for k in ("text", *MEDIA_KINDS)[:-1]) + f" or {MEDIA_KINDS[-1]!r}"
+
+
+def modality_of_key(key: str) -> Modality:
+    """The modality a raw-media or feature batch key belongs to."""
+    try:
+        return _BY_KEY[key]
+    except KeyError:
+        raise InputError(f"{key!r} is not a media input; expected one of {sorted(_BY_KEY)}") from None
+
+
+def get_modality(kind: str) -> Modality:
+    """The table entry of ``kind``; an :class:`InputError` naming the known kinds otherwise."""
+    try:
+        return MODALITY[kind]
+    except KeyError:
+        raise InputError(f"unknown media kind {kind!r}; expected one of {MEDIA_KINDS}") from None
