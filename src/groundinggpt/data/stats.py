@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..grounding import parse_boxes, parse_spans
+from ..modalities import MEDIA_KINDS
 
 __all__ = ["collect_stats", "write_stats"]
 
@@ -49,7 +50,7 @@ def collect_stats(path: Path, tokenizer: Any = None) -> dict[str, Any]:
             per_source[d.get("source") or "?"] += 1
             per_task[d["task"]] += 1
             kinds = sorted({p["type"] for m in d["messages"] if isinstance(m["content"], list)
-                            for p in m["content"] if p.get("type") in ("image", "video", "audio")})
+                            for p in m["content"] if p.get("type") in MEDIA_KINDS})
             per_modality["+".join(kinds) or "text"] += 1
             answers = _text(d, "assistant")
             box_areas.extend(round(b.area, 6) for b in parse_boxes(answers))

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..modalities import MEDIA_KINDS
 from .plan import ABLATIONS, STAGE_FILES, TESTS, AblationPlan, Plan, QuickstartError, coarse_to_fine, default_plan
 from .report import write_report
 
@@ -165,7 +166,7 @@ class Quickstart:
         blind = {}
         for name, (file, _, _) in TESTS.items():
             blind[name] = _blind_copy(self.world / file, self.world / file.replace(".jsonl", "_blind.jsonl"),
-                                      ("image", "video", "audio"))
+                                      MEDIA_KINDS)
         _blind_copy(self.world / TESTS["sound"][0], self.world / "test_sound_no_audio.jsonl", ("audio",))
         return {"files": manifest.files, "media": manifest.media, "generation_seconds": round(manifest.seconds, 1),
                 "baselines": baselines, "settings": manifest.settings}
