@@ -149,6 +149,12 @@ _SEP = r"(?:\s*[,;]\s*|\s+)"
 # brackets, which keeps matching linear on inputs like "[[[[[[...".
 _BOX_RE = re.compile(r"(?<!\[)\[+\s*" + _SEP.join([_NUM] * 4) + r"\s*[,;]?\s*\]+")
 _SPAN_RE = re.compile(r"(?<!\{)\{+\s*" + _SEP.join([_NUM] * 2) + r"\s*[,;]?\s*\}+")
+# The same shapes with any number-like word: "nan", "inf", "1e-1". Model output with them
+# is no box (the patterns above do not read it); training data with them would teach
+# such text as an answer in silence, so :func:`invalid_coordinates` names them.
+_ANY_NUM = r"[-+]?(?:nan|inf(?:inity)?|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:e[-+]?[0-9]+)?)%?"
+_ANY_BOX_RE = re.compile(r"(?<!\[)\[+\s*" + _SEP.join([_ANY_NUM] * 4) + r"\s*[,;]?\s*\]+", re.IGNORECASE)
+_ANY_SPAN_RE = re.compile(r"(?<!\{)\{+\s*" + _SEP.join([_ANY_NUM] * 2) + r"\s*[,;]?\s*\}+", re.IGNORECASE)
 # Where a phrase can begin: sentence punctuation or a newline; a "." only when it
 # is not the decimal point of a number such as "3.5".
 _DELIM_RE = re.compile(r"[!?;:,\n]|\.(?![0-9])")
@@ -220,9 +226,18 @@ def invalid_coordinates(text: str) -> list[str]:
     []
     >>> invalid_coordinates("the cat[12, 30, 55, 60] at {0.8, 0.2}")
     ['box [12, 30, 55, 60]', 'span {0.8, 0.2}']
+
+    Coordinates that are not plain finite decimals are not read as a box or span at all:
+
+    >>> invalid_coordinates("the cat[nan, 0.1, 0.2, 0.3] at {1e-1, inf}")
+    ['box [nan, 0.1, 0.2, 0.3] (not plain finite decimals)', 'span {1e-1, inf} (not plain finite decimals)']
     """
     _check_text(text)
     bad = []
+    for pattern, strict, kind in ((_ANY_BOX_RE, _BOX_RE, "box"), (_ANY_SPAN_RE, _SPAN_RE, "span")):
+        for m in pattern.finditer(text):
+            if not strict.fullmatch(m.group(0)):
+                bad.append((m.start(), f"{kind} {m.group(0).strip()} (not plain finite decimals)"))
     for m in _BOX_RE.finditer(text):
         if not _is_valid_box(m):
             bad.append((m.start(), f"box {m.group(0).strip()}"))

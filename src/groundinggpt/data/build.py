@@ -78,6 +78,8 @@ def load_config(path: str | os.PathLike) -> dict[str, Any]:
         cfg = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         raise InputError(f"{path}: not valid YAML ({e})") from None
+    except RecursionError:  # PyYAML recurses once per level of "[[[[..."
+        raise InputError(f"{path}: not valid YAML (lists/mappings nested too deep)") from None
     if not isinstance(cfg, dict) or not isinstance(cfg.get("sources"), dict) or not cfg["sources"]:
         raise InputError(f"{path}: expected a mapping with 'sources: {{name: {{root: ...}}}}'")
     unknown = set(cfg) - {"seed", "media_root", "check_media", "sources"}

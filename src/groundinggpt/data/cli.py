@@ -10,9 +10,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+
+from .. import jsonsafe
 
 
 def _options(pairs: list[str]) -> dict:
@@ -22,7 +23,7 @@ def _options(pairs: list[str]) -> dict:
         if not sep:
             raise SystemExit(f"--option expects KEY=VALUE, got {p!r}")
         try:
-            out[key] = json.loads(value)
+            out[key] = jsonsafe.loads(value)
         except ValueError:
             out[key] = value
     return out

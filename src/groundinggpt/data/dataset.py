@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch.utils.data import Dataset
 
+from .. import jsonsafe
 from ..errors import MediaError
 from ..modalities import FEATURE_KEYS, MEDIA_KINDS, MODALITIES, RAW_KEYS
 from ..processor import IGNORE_INDEX, GroundingGPTProcessor, MediaInfo
@@ -98,7 +99,7 @@ class SkipReport:
         if dataset.skip_log is not None and Path(dataset.skip_log).is_file():
             for line in Path(dataset.skip_log).read_text(encoding="utf-8").splitlines():
                 try:
-                    d = json.loads(line)
+                    d = jsonsafe.loads(line)
                     if d.get("truncated"):
                         report.truncated.add(str(d["id"]))
                     else:

@@ -42,6 +42,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .. import jsonsafe
 from ..errors import MediaError
 from ..modalities import MEDIA_KINDS, MODALITIES, MODALITY
 from ..processor import GroundingGPTProcessor, MediaInfo
@@ -213,15 +214,16 @@ class FeatureCache:
             with safe_open(str(entry_path), framework="pt") as f:
                 features = f.get_tensor("features")
                 meta = f.metadata() or {}
+            info = None
+            if "info" in meta:
+                d = jsonsafe.loads(meta["info"])
+                size = d.get("original_size")
+                info = MediaInfo(kind=d["kind"], original_size=tuple(size) if size else None,
+                                 duration=d.get("duration"))
         except Exception as e:  # noqa: BLE001 - a damaged entry is a miss, rebuilt by the next build()
             logger.warning("feature cache entry %s is unreadable (%s); treating it as a miss", entry_path, e)
             self._count("misses")
             return None
-        info = None
-        if "info" in meta:
-            d = json.loads(meta["info"])
-            size = d.get("original_size")
-            info = MediaInfo(kind=d["kind"], original_size=tuple(size) if size else None, duration=d.get("duration"))
         self._count("hits")
         return CachedFeature(features, info)
 

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import jsonsafe
 from ..errors import InputError
 from ..grounding import invalid_coordinates
 from ..modalities import MEDIA_KINDS, PART_TYPES_IN_WORDS
@@ -103,7 +104,8 @@ def _fail(where: str, field_name: str, expected: str) -> DataError:
 def _check_coordinates(text: str, where: str, name: str) -> None:
     bad = invalid_coordinates(text)
     if bad:
-        raise _fail(where, name, f"holds {', '.join(bad[:3])}: boxes must be [x1, y1, x2, y2] with "
+        raise _fail(where, name, f"holds {', '.join(bad[:3])}: boxes must be [x1, y1, x2, y2] of plain finite "
+                                 "decimals (no nan, inf or exponent) with "
                                  "0 <= x1 < x2 <= 1 and 0 <= y1 < y2 <= 1 (relative to the original image, "
                                  "not pixels), spans {t1, t2} with 0 <= t1 <= t2 <= 1 (fractions of the "
                                  "duration); the processor reads any such bracket as coordinates")
@@ -290,7 +292,7 @@ def read_jsonl(path_or_paths: str | os.PathLike | Iterable[str | os.PathLike]) -
                 try:
                     # Without its newline: a line cut short is reported at its own end,
                     # not at "column 1" of the next line.
-                    d = json.loads(line.rstrip("\r\n"), object_pairs_hook=_no_duplicate_keys)
+                    d = jsonsafe.loads(line.rstrip("\r\n"), object_pairs_hook=_no_duplicate_keys)
                 except json.JSONDecodeError as e:
                     errors.append(f"{where}: invalid JSON ({e.msg} at column {e.colno})")
                     continue

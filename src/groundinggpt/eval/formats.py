@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from groundinggpt import jsonsafe
 from groundinggpt.errors import InputError
 
 __all__ = [
@@ -115,7 +116,7 @@ def _number(value: Any, where: str, field: str) -> float:
 def _read_json(path: Path, expected: str) -> Any:
     try:
         with open(path, encoding="utf-8") as f:
-            return json.load(f)
+            return jsonsafe.load(f)
     except FileNotFoundError:
         raise FormatError(f"{path}: file not found (expected {expected})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -132,7 +133,7 @@ def _iter_json_lines(path: Path, expected: str) -> Iterable[tuple[int, Any]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                record = jsonsafe.loads(line)
             except json.JSONDecodeError as e:
                 raise FormatError(
                     f"{path}:{lineno}: not a JSON object ({e.msg}); expected {expected}"
@@ -198,21 +199,61 @@ def _decode_py2(obj: Any) -> Any:
     return obj
 
 
-def load_refs_pickle(path: PathLike) -> list[dict[str, Any]]:
-    """Load a ``refs(<splitBy>).p`` file with a restricted unpickler.
+#: A refs file's budget. The file: at most this many bytes (a refs file of ~10^5 sentences
+#: is tens of MB). Nesting: refs → ref → sentences → sentence → tokens is 5 levels.
+MAX_REFS_BYTES = 512 * 2**20
+MAX_REFS_DEPTH = 32
+
+
+def _check_refs_budget(refs: Any, source: str, size: int, max_depth: int = MAX_REFS_DEPTH) -> None:
+    """Refuse a "memo bomb" and absurd nesting before anything walks the unpickled value.
+
+    A pickle may push an object it built earlier again (``BINGET``, 2 bytes): a list that
+    holds the same list twice, 22 levels down, is 189 bytes that decode (and later read) as
+    4 million lists. In a plain tree, which is what refs files are, every object is reached
+    through an opcode of its own, so a value reaching more objects than the file has bytes
+    shares containers. Counted iteratively, as often as each is reached, stopping at the budget.
+    """
+    budget = max(size, 1)
+    reached = 0
+    stack = [(refs, 1)]
+    while stack:
+        obj, depth = stack.pop()
+        reached += 1
+        if reached > budget:
+            raise FormatError(
+                f"{source}: the pickle reaches more than {budget} objects from its {size} bytes, so it shares "
+                "containers (a 'memo bomb'); a refs file is a plain tree of lists, dicts, strings and numbers")
+        if isinstance(obj, (list, tuple, dict)):
+            if depth > max_depth:
+                raise FormatError(f"{source}: lists/dicts nested more than {max_depth} deep; a refs file nests 5 "
+                                  "(refs, ref, sentences, sentence, tokens)")
+            items = [*obj.keys(), *obj.values()] if isinstance(obj, dict) else obj
+            stack.extend((item, depth + 1) for item in items)
+
+
+def load_refs_pickle(path: PathLike, max_bytes: int = MAX_REFS_BYTES) -> list[dict[str, Any]]:
+    """Load a ``refs(<splitBy>).p`` file with a restricted unpickler and a budget.
+
+    Budget: at most ``max_bytes`` bytes; no object reached twice (more objects than bytes,
+    see :func:`_check_refs_budget`); at most :data:`MAX_REFS_DEPTH` levels of nesting.
 
     Args:
         path: The pickle file.
+        max_bytes: The largest file read.
 
     Returns:
         The list of ref dicts, with every Python 2 byte string decoded to ``str``.
 
     Raises:
-        FormatError: The file is missing, not a pickle, refers to any global
-            (class/function), or is not a list of dicts.
+        FormatError: The file is missing, too large, not a pickle, refers to any global
+            (class/function), is over its budget, or is not a list of dicts.
     """
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise FormatError(f"{path}: {size} bytes, more than the {max_bytes} a refs(<splitBy>).p file may have")
         data = path.read_bytes()
     except FileNotFoundError:
         raise FormatError(f"{path}: file not found (expected a refs(<splitBy>).p pickle)") from None
@@ -225,9 +266,13 @@ def load_refs_pickle(path: PathLike) -> list[dict[str, Any]]:
             f"{path}: not a readable pickle ({type(e).__name__}: {e}); "
             "expected a refs(<splitBy>).p file"
         ) from None
+    _check_refs_budget(refs, str(path), len(data))
     refs = _decode_py2(refs)
-    if not isinstance(refs, list) or not all(isinstance(r, dict) for r in refs):
-        raise FormatError(f"{path}: expected a pickled list of ref dicts, got {type(refs).__name__}")
+    if not isinstance(refs, list):
+        raise FormatError(f"{path}: expected a pickled list of ref dicts, got a {type(refs).__name__}")
+    for i, ref in enumerate(refs):
+        if not isinstance(ref, dict):
+            raise FormatError(f"{path}: expected a pickled list of ref dicts; item {i} is a {type(ref).__name__}")
     return refs
 
 

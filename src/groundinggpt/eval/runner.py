@@ -30,6 +30,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from groundinggpt import jsonsafe
 from groundinggpt.errors import InputError, MediaError
 from groundinggpt.eval import formats
 from groundinggpt.eval.report import draw_examples, summary_markdown
@@ -190,7 +191,7 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
     path = out / RUN_FILE
     if path.is_file():
         try:
-            old = json.loads(path.read_text())
+            old = jsonsafe.loads(path.read_text())
         except json.JSONDecodeError:
             old = None
         if isinstance(old, dict):
@@ -214,7 +215,7 @@ def _read_records(path: Path) -> dict[str, dict[str, Any]]:
         return records
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
-            rec = json.loads(line)
+            rec = jsonsafe.loads(line)
         except json.JSONDecodeError:
             continue
         if isinstance(rec, dict) and "id" in rec:

@@ -25,6 +25,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from groundinggpt import jsonsafe
 from groundinggpt.eval import metrics
 from groundinggpt.eval.formats import FormatError
 from groundinggpt.eval.tasks import Sample, Task, register_task
@@ -58,7 +59,7 @@ def read_synthetic(path: str | os.PathLike, root: str | os.PathLike | None = Non
             continue
         where = f"{path}:{lineno}"
         try:
-            rec = json.loads(line)
+            rec = jsonsafe.loads(line)
         except json.JSONDecodeError as e:
             raise FormatError(f"{where}: not JSON ({e.msg}); expected {expected}") from None
         if not isinstance(rec, dict):

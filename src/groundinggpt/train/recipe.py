@@ -235,11 +235,13 @@ def default_recipe(stage: int, model: str | None) -> str:
         return f"tiny-stage{stage}"
     if model and (Path(model) / "run_log.json").is_file():
         try:
-            import json
+            from .. import jsonsafe
 
-            previous = json.loads((Path(model) / "run_log.json").read_text(encoding="utf-8")).get("recipe") or ""
+            log = jsonsafe.loads((Path(model) / "run_log.json").read_text(encoding="utf-8"))
+            previous = log.get("recipe") if isinstance(log, dict) else ""
         except (OSError, ValueError):
             previous = ""
+        previous = previous if isinstance(previous, str) else ""
         if Path(previous).name.startswith("tiny-"):
             return f"tiny-stage{stage}"
     return f"stage{stage}"
@@ -269,6 +271,8 @@ def parse_value(text: str) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         value = text
+    except RecursionError:  # "[[[[..." thousands deep: PyYAML recurses per level
+        raise RecipeError(f"--set value {text[:40]!r}...: lists/mappings nested too deep") from None
     return coerce_value(value)
 
 
@@ -322,6 +326,8 @@ def load_recipe(name_or_path: str | Path) -> dict[str, Any]:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as e:
         raise RecipeError(f"{path}: invalid YAML ({e})") from e
+    except RecursionError:  # PyYAML recurses once per level of "[[[[..."
+        raise RecipeError(f"{path}: invalid YAML (lists/mappings nested too deep)") from None
     except UnicodeDecodeError as e:
         raise RecipeError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); expected a YAML recipe") from e
     if not isinstance(raw, dict):

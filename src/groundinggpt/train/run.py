@@ -33,6 +33,7 @@ import torch
 from ..data.dataset import DataCollator, GroundingDataset, SkipReport
 from ..data.replay import mix_with_replay
 from ..data.schema import DataError, Sample, read_jsonl
+from .. import jsonsafe
 from ..errors import GroundingGPTError
 from .callbacks import LossCurveCallback, ThroughputCallback
 from .freeze import apply_freeze_plan, format_summary, freeze_summary, plan_for_stage
@@ -353,7 +354,7 @@ def read_run_record(output: Path) -> dict[str, Any] | None:
     if not started.is_file():
         return None
     try:
-        record = json.loads(started.read_text(encoding="utf-8"))
+        record = jsonsafe.loads(started.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise RecipeError(f"{started}: unreadable run record ({e}); resume it with its own settings from a copy, "
                           "or choose another --output") from e

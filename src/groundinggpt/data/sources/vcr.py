@@ -16,11 +16,11 @@ rationale. Records without labels (the test split) are skipped.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ... import jsonsafe
 from .base import Context, Rejected, box_text, field_of, number
 
 STAGE = 3
@@ -54,7 +54,7 @@ def convert(ctx: Context) -> Iterator[dict[str, Any]]:
                 continue
             where = f"{path}:{lineno}"
             try:
-                rec = json.loads(line)
+                rec = jsonsafe.loads(line)
                 yield from _one(ctx, rec, image_dir)
             except ValueError as e:
                 ctx.reject(where, "malformed", f"invalid JSON ({e})")
@@ -71,7 +71,7 @@ def _one(ctx: Context, rec: dict, image_dir: Path) -> Iterator[dict]:
     meta_path = image_dir / field_of(rec, "metadata_fn", str, "the per-image metadata json")
     if not meta_path.is_file():
         raise Rejected("missing_annotation", f"{meta_path} does not exist")
-    md = json.loads(meta_path.read_text(encoding="utf-8"))
+    md = jsonsafe.loads(meta_path.read_text(encoding="utf-8"))
     width, height = number(md.get("width"), "width"), number(md.get("height"), "height")
     objects = field_of(rec, "objects", list, "object class names")
     boxes = md.get("boxes")
