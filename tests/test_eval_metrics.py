@@ -297,11 +297,11 @@ def test_vggss_metrics_known_set():
     preds = [(0, 0, 0.5, 1), _Box(0, 0, 0.25, 1), None]  # cIoU 1, 0.5, 0 (miss)
     out = m.vggss_metrics(preds, gt)
     assert out["cious"] == pytest.approx([1.0, 0.5, 0.0])
-    assert out["cIoU@0.5"] == pytest.approx(2 / 3)
+    assert out["cIoU@0.5"] == pytest.approx(200 / 3)  # percent, as every rate (the official code: 0.667)
     # Success: 1 at t=0, 2/3 for t in (0, 0.5], 1/3 for (0.5, 1]:
     # (5/6 + 9 * 2/3 + 1/2 + 9 * 1/3) * 0.05 = 10.3333 * 0.05.
-    assert out["AUC"] == pytest.approx((5 / 6 + 6 + 0.5 + 3) * 0.05)
-    assert out["mean_cIoU"] == pytest.approx(0.5)
+    assert out["AUC"] == pytest.approx(100 * (5 / 6 + 6 + 0.5 + 3) * 0.05)
+    assert out["mean_cIoU"] == pytest.approx(50.0)
     assert (out["n"], out["misses"]) == (3, 1)
 
 

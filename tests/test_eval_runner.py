@@ -303,14 +303,54 @@ def test_charades_summary_agrees_with_each_record_and_resume_rescores(tmp_path):
     assert records[0]["correct"] is True and summary["metrics"]["mIoU"] == pytest.approx(90.0)
 
 
-def test_charades_without_any_duration_is_a_listed_miss(tmp_path):
+def test_charades_scoring_without_durations_or_videos_is_refused_before_any_work(tmp_path, capsys):
     flags = build_charades(tmp_path / "data", csv=False)
     preds = write_predictions(tmp_path / "p.jsonl", CHARADES_PREDS)
     out = tmp_path / "out"
-    run_eval(["eval", "charades-sta", "--predictions", str(preds), "--output", str(out), *flags[:2]])
-    summary, _ = outputs(out)
-    assert summary["status_counts"] == {"error": 3}
-    assert "no duration for video VID1" in summary["miss_list"][0]["error"]
+    assert run_eval(["eval", "charades-sta", "--predictions", str(preds), "--output", str(out), *flags[:2]]) == 2
+    assert "charades-sta --predictions needs --durations Charades_v1_test.csv or --videos" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_an_evaluation_that_scored_nothing_fails_and_keeps_its_outputs(tmp_path, capsys):
+    """Videos given but none there: every sample is an error, which is no result (was 0.00, exit 0)."""
+    flags = build_charades(tmp_path / "data", csv=False)
+    preds = write_predictions(tmp_path / "p.jsonl", CHARADES_PREDS)
+    out = tmp_path / "out"
+    argv = ["eval", "charades-sta", "--predictions", str(preds), "--output", str(out),
+            "--annotations", flags[1], "--videos", str(tmp_path / "elsewhere")]
+    assert run_eval(argv) == 2
+    err = capsys.readouterr().err
+    assert "task charades-sta: no sample was scored, all 3 failed before their answer (error: 3); e.g. sample " \
+           "VID1_0: no duration for video VID1" in err and f"Outputs are in {out}" in err
+    summary, records = outputs(out)  # nothing lost: every record and the summary are there
+    assert summary["status_counts"] == {"error": 3} and len(records) == 3
+    # the same through the API, with the summary on the exception
+    from groundinggpt.eval.runner import NothingScored
+
+    args = argparse.Namespace(annotations=flags[1], videos=str(tmp_path / "elsewhere"), durations=None)
+    with pytest.raises(NothingScored) as e:
+        evaluate(get_task("charades-sta")(args), out, predictions=preds, progress=False)
+    assert e.value.summary["misses"] == 3
+
+
+def test_boxes_frame_only_on_box_tasks_and_what_scoring_needs_is_in_the_help(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps help at hyphens otherwise
+    flags = build_vggss(tmp_path / "data")
+    preds = write_predictions(tmp_path / "p.jsonl", {"clipA_000010": "[0.25, 0.25, 0.75, 0.75]"})
+    no_images = [f for i, f in enumerate(flags) if not (flags[i] == "--images" or flags[i - 1] == "--images")]
+    assert run_eval(["eval", "vggss", "--predictions", str(preds), "--output", str(tmp_path / "v"),
+                     "--boxes-frame", "square", *no_images]) == 2
+    assert "vggss --predictions --boxes-frame square needs --images" in capsys.readouterr().err
+    for task, task_flags in (("pope", build_pope(tmp_path / "pope")), ("charades-sta", ["--annotations", "a.txt"])):
+        with pytest.raises(SystemExit):  # argparse: not an option of these tasks
+            run_eval(["eval", task, "--predictions", str(preds), "--boxes-frame", "square", *task_flags])
+        assert "unrecognized arguments: --boxes-frame square" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_eval(["eval", "charades-sta", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "scoring needs --annotations and --durations or --videos" in text
+    assert "with --predictions, it or --durations gives the clip lengths" in text
 
 
 def test_charades_model_mode(tmp_path, tiny_dir, count_generate):
@@ -401,9 +441,9 @@ def test_vggss_scoring(tmp_path):
     out = tmp_path / "out"
     assert run_eval(["eval", "vggss", "--predictions", str(preds), "--output", str(out), *flags]) == 0
     summary, records = outputs(out)
-    assert summary["metrics"]["cIoU@0.5"] == pytest.approx(0.5)
-    assert [r["score"] for r in records] == pytest.approx([1.0, 0.0])
-    assert "| cIoU@0.5 | 0.5000 |" in (out / "summary.md").read_text()
+    assert summary["metrics"]["cIoU@0.5"] == pytest.approx(50.0)  # percent, as every other task
+    assert [r["score"] for r in records] == pytest.approx([1.0, 0.0])  # per sample: the cIoU itself
+    assert "| cIoU@0.5 | 50.00 |" in (out / "summary.md").read_text()
     assert (out / "examples.png").is_file()
 
 

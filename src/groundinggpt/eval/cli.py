@@ -20,14 +20,16 @@ from groundinggpt.eval.tasks import BOXES_FRAMES, get_task, task_names
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, task_cls) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="a model folder (or 'tiny': random weights, for smoke tests)")
-    src.add_argument("--predictions", help='JSONL of {"id", "answer"} from any model: score it, load no model')
+    src.add_argument("--predictions", help='JSONL of {"id", "answer"} from any model: score it, load no model '
+                                           f"({task_cls.scoring_needs})")
     p.add_argument("--output", help="output folder (default: eval-results/<task>); rerunning resumes")
     p.add_argument("--prompt", help="prompt template replacing the paper's, e.g. 'Where is {exp}?'")
-    p.add_argument("--boxes-frame", choices=BOXES_FRAMES, default="original",
-                   help="predictions files: boxes relative to the original image (default) or the padded square")
+    if task_cls.takes_boxes_frame():  # answers of the other tasks hold no box
+        p.add_argument("--boxes-frame", choices=BOXES_FRAMES, default="original",
+                       help="predictions files: boxes relative to the original image (default) or the padded square")
     p.add_argument("--batch-size", type=int, default=8, help="conversations per generate call (default: 8)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="answer length limit (default: 64)")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
@@ -73,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
         evaluate(
             task, output, model=model, predictions=args.predictions,
             source=str(Path(args.model).resolve()) if args.model and args.model != "tiny" else args.model,
-            prompt=args.prompt, settings=settings, batch_size=args.batch_size, boxes_frame=args.boxes_frame,
+            prompt=args.prompt, settings=settings, batch_size=args.batch_size,
+            boxes_frame=getattr(args, "boxes_frame", "original"),
             limit=args.limit, num_examples=args.num_examples, progress=not args.no_progress,
         )
     except (GroundingGPTError, ValueError, FileNotFoundError) as e:
@@ -93,6 +96,6 @@ def register(sub) -> None:
     for name in task_names():
         cls = get_task(name)
         tp = tasks.add_parser(name, help=cls.help, description=f"{cls.help}. Sample ids: {cls.id_scheme}.")
-        _add_common(tp)
+        _add_common(tp, cls)
         cls.add_arguments(tp)
         tp.set_defaults(func=run, task_cls=cls)

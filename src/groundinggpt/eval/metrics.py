@@ -16,8 +16,9 @@ Conventions shared by every ``*_metrics`` function:
 * Ground truth must be well formed; a malformed ground truth raises ``ValueError``.
 * ``preds`` and ground truths must have the same length (``ValueError`` otherwise).
 * Rates are reported in percent (as the benchmarks' papers and official scripts
-  print them), except VGG-SS cIoU@0.5/AUC, which the official code and the papers
-  that use it report as fractions in [0, 1].
+  print them), VGG-SS cIoU@0.5/AUC/mean cIoU too: its official code prints fractions
+  in [0, 1], but one unit across every task keeps a summary table and a plot honest
+  (0.35 beside 62.1 reads as a collapse). Per-sample IoUs and cIoUs stay fractions.
 """
 
 from __future__ import annotations
@@ -765,8 +766,8 @@ def vggss_metrics(
     Per sample, the ground-truth map ``G`` is the union of the annotated boxes
     rasterised on the 224x224 grid and ``P`` is the rasterised predicted box
     (:func:`rasterize_boxes`); cIoU as in :func:`ciou`.  ``cIoU@0.5`` is the
-    fraction of samples with cIoU >= 0.5 (``np.mean(ciou >= 0.5)`` in the official
-    code); ``AUC`` as in :func:`success_auc`.  A missing/malformed prediction has
+    percentage of samples with cIoU >= 0.5 (``np.mean(ciou >= 0.5)`` in the official
+    code, there a fraction); ``AUC`` as in :func:`success_auc`, times 100.  A missing/malformed prediction has
     an empty ``P``, i.e. cIoU 0 (it still "passes" threshold 0, exactly as an empty
     predicted map does in the official code).
 
@@ -780,8 +781,8 @@ def vggss_metrics(
         grid: Map side (224).
 
     Returns:
-        ``{"cIoU@0.5": fraction, "AUC": fraction, "mean_cIoU": fraction, "n",
-        "misses", "cious": per-sample list}``.
+        ``{"cIoU@0.5": percent, "AUC": percent, "mean_cIoU": percent, "n",
+        "misses", "cious": per-sample list of fractions}``.
     """
     _check_lengths(pred_boxes, gt_box_lists, "vggss_metrics")
     if sizes is not None:
@@ -806,9 +807,9 @@ def vggss_metrics(
         cious.append(ciou(pred_map, gt_map))
     n = len(cious)
     return {
-        "cIoU@0.5": sum(1 for c in cious if c >= 0.5) / n if n else 0.0,
-        "AUC": success_auc(cious),
-        "mean_cIoU": sum(cious) / n if n else 0.0,
+        "cIoU@0.5": 100.0 * sum(1 for c in cious if c >= 0.5) / n if n else 0.0,
+        "AUC": 100.0 * success_auc(cious),
+        "mean_cIoU": 100.0 * sum(cious) / n if n else 0.0,
         "n": n,
         "misses": misses,
         "cious": cious,

@@ -45,6 +45,18 @@ EXAMPLES_FILE = "examples.png"
 RUN_FILE = "run.json"
 # Statuses whose record holds a scored answer; anything else is a miss.
 _SCORED = ("ok",)
+# Statuses of an answer that was read: scored (right, wrong or unparsed) or left for a judge.
+# A run in which no record has one scored nothing: every sample failed before its answer.
+_ANSWERED = ("ok", "unparsed", "not_judged")
+
+
+class NothingScored(InputError):
+    """Every sample of an evaluation failed before its answer could be scored (a forgotten
+    option, a wrong media folder ...). The outputs are written; ``summary`` is theirs."""
+
+    def __init__(self, message: str, summary: dict[str, Any]):
+        super().__init__(message)
+        self.summary = summary
 _KEEP_ON_RESUME = ("ok", "unparsed")
 
 
@@ -84,6 +96,7 @@ def evaluate(
 
     Raises:
         InputError / FormatError: Bad arguments or benchmark files.
+        NothingScored: No sample could be scored (the outputs are written first).
     """
     if (model is None) == (predictions is None):
         raise InputError("evaluate needs exactly one of a model or a predictions file")
@@ -91,6 +104,10 @@ def evaluate(
         raise InputError(f"boxes_frame must be one of {BOXES_FRAMES}, got {boxes_frame!r}")
     if model is not None and boxes_frame != "original":
         raise InputError("--boxes-frame applies to predictions files: the model's answers are converted already")
+    if boxes_frame != "original" and not task.takes_boxes_frame():
+        raise InputError(f"--boxes-frame applies to tasks whose answers hold boxes; {task.name} answers hold none")
+    if predictions is not None:
+        task.check_scoring_options(boxes_frame)
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     if model is not None and settings is None:
@@ -132,7 +149,25 @@ def evaluate(
     summary["elapsed_s"] = round(time.time() - started, 2)
     (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
     (out / SUMMARY_MD_FILE).write_text(summary_markdown(summary, task.metric_digits))
+    _check_scored(task, ordered, out, summary)
     return summary
+
+
+def _check_scored(task: Task, records: list[dict[str, Any]], out: Path, summary: dict[str, Any]) -> None:
+    """Raise :class:`NothingScored` when not one record holds a read answer.
+
+    Its metrics would read 0.00 for a run that measured nothing (a forgotten option marks
+    every sample an error), which an exit status 0 would pass off as a result.
+    """
+    if any(r["status"] in _ANSWERED for r in records):
+        return
+    if not records:
+        raise NothingScored(f"task {task.name}: no sample to evaluate (an empty file, split or --limit 0)", summary)
+    counts = ", ".join(f"{status}: {n}" for status, n in summary["status_counts"].items())
+    first = next((r for r in records if r.get("error")), records[0])
+    reason = f"; e.g. sample {first['id']}: {first['error']}" if first.get("error") else ""
+    raise NothingScored(f"task {task.name}: no sample was scored, all {len(records)} failed before their answer "
+                        f"({counts}){reason}. Outputs are in {out}", summary)
 
 
 # ---- records ---------------------------------------------------------------------------
@@ -326,7 +361,7 @@ def _summarize(task, samples, records, mode, source, template, boxes_frame, sett
     summary: dict[str, Any] = {
         "task": task.name, "mode": mode, "source": source, "prompt": template,
         # Only box answers have a frame; the line would mislead for spans and text.
-        "boxes_frame": boxes_frame if task.grounding in ("box", "mixed") else None,
+        "boxes_frame": boxes_frame if task.takes_boxes_frame() else None,
         "n": len(samples), "answered": sum(1 for r in records if r.get("answer") is not None),
         "misses": len(misses), "status_counts": counts,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from groundinggpt.errors import InputError
 from groundinggpt.eval import formats, metrics
 from groundinggpt.eval.tasks import Sample, Task, register_task
 
@@ -18,13 +19,14 @@ class VGGSSTask(Task):
     grounding = "box"
     prompt_key = "sound_localization"
     id_scheme = 'the clip id "file" of vggss.json'
-    metric_digits = 4
     score_label = "cIoU"
+    scoring_needs = "scoring needs --annotations; with --boxes-frame square also --images (the frame sizes)"
 
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--annotations", required=True, help="metadata/vggss.json")
-        parser.add_argument("--images", help="folder of <file>.jpg frames (needed with --model)")
+        parser.add_argument("--images", help="folder of <file>.jpg frames (needed with --model, and with "
+                                             "--predictions --boxes-frame square for the frame sizes)")
         parser.add_argument("--audio", help="folder of <file>.wav audio (needed with --model)")
 
     def load(self) -> list[Sample]:
@@ -40,6 +42,11 @@ class VGGSSTask(Task):
             )
             for c in clips
         ]
+
+    def check_scoring_options(self, boxes_frame):
+        if boxes_frame == "square" and not self.args.images:
+            raise InputError("vggss --predictions --boxes-frame square needs --images: each frame's size converts "
+                             "its boxes to the original frame")
 
     def parse(self, answer, sample, boxes_frame, observed):
         return self.first_box(answer, sample, boxes_frame, observed)

@@ -6,6 +6,7 @@ import os
 from collections import defaultdict
 from typing import Any
 
+from groundinggpt.errors import InputError
 from groundinggpt.eval import formats, metrics
 from groundinggpt.eval.tasks import Sample, Task, register_task
 from groundinggpt.grounding import parse_grounding
@@ -41,6 +42,7 @@ class CharadesSTATask(Task):
     grounding = "span"
     prompt_key = "temporal_grounding"
     id_scheme = '"{VIDEOID}_{n}", n = 0-based index of the query among that video\'s lines'
+    scoring_needs = "scoring needs --annotations and --durations or --videos: the clip lengths"
 
     def __init__(self, args):
         super().__init__(args)
@@ -49,8 +51,15 @@ class CharadesSTATask(Task):
     @classmethod
     def add_arguments(cls, parser):
         parser.add_argument("--annotations", required=True, help="charades_sta_test.txt")
-        parser.add_argument("--videos", help="folder of <VIDEOID>.mp4 (needed with --model)")
-        parser.add_argument("--durations", help="Charades_v1_test.csv (id/length columns); else read from the videos")
+        parser.add_argument("--videos", help="folder of <VIDEOID>.mp4 (needed with --model; with --predictions, "
+                                             "it or --durations gives the clip lengths)")
+        parser.add_argument("--durations", help="Charades_v1_test.csv (id/length columns): the clip lengths; else "
+                                                "read from the videos (--predictions needs one of the two)")
+
+    def check_scoring_options(self, boxes_frame):
+        if not self.args.durations and not self.args.videos:
+            raise InputError("charades-sta --predictions needs --durations Charades_v1_test.csv or --videos: "
+                             "answers are fractions of each clip and the truth is in seconds")
 
     def load(self) -> list[Sample]:
         a = self.args
@@ -126,6 +135,7 @@ class VideoQATask(Task):
     media_flags = "--videos"
     help = "MSVD-QA / MSRVTT-QA / ActivityNet-QA, GPT-judged accuracy and score"
     id_scheme = "the file's question_id (ActivityNet-QA shape) or id (MSVD/MSRVTT-QA shape)"
+    scoring_needs = "scoring needs --questions (+ --answers); --judge-endpoint to judge the answers"
 
     @classmethod
     def add_arguments(cls, parser):

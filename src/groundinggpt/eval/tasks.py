@@ -92,7 +92,7 @@ class Task:
     fallback_prompt: ClassVar[str] = "{question}"
     #: Human-readable id scheme, shown when predictions ids do not match.
     id_scheme: ClassVar[str] = ""
-    #: Decimals shown in summary.md (VGG-SS reports fractions, the others percent).
+    #: Decimals shown in summary.md (every task reports rates in percent).
     metric_digits: ClassVar[int] = 2
     #: Whether a resumed run keeps an answer's earlier score. Scores depend on more than
     #: the test data (``--durations``, image sizes read from the files), so they are
@@ -101,6 +101,8 @@ class Task:
     keeps_scores_on_resume: ClassVar[bool] = False
     #: The flag(s) that say where the media are (named when none is found).
     media_flags: ClassVar[str] = "--images"
+    #: What scoring a predictions file needs besides the predictions (shown in --help).
+    scoring_needs: ClassVar[str] = "scoring needs the annotation files only, no media"
 
     def __init__(self, args: argparse.Namespace):
         self.args = args
@@ -111,6 +113,18 @@ class Task:
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
         """Add the task's own flags (benchmark files and folders)."""
+
+    @classmethod
+    def takes_boxes_frame(cls) -> bool:
+        """Whether answers hold boxes, so a predictions file's ``--boxes-frame`` means something."""
+        return cls.grounding in ("box", "mixed")
+
+    def check_scoring_options(self, boxes_frame: str) -> None:
+        """Refuse, before any work, a predictions run that could score no sample.
+
+        Raises:
+            InputError: naming the option that scoring mode needs.
+        """
 
     # ---- reading ---------------------------------------------------------------------
     def load(self) -> list[Sample]:
