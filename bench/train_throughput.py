@@ -218,7 +218,11 @@ def build_llava(gg_model, vision_config, copy_weights: bool):
             elif k.startswith("lm_head."):
                 sd[k] = v
         missing, unexpected = model.load_state_dict(sd, strict=False)
-        missing = [k for k in missing if "position_ids" not in k]
+        # GroundingGPT's tower is cut after the feature layer; LLaVA's keeps (and runs) the later
+        # layers, whose output it never uses: they keep their random init, the loss is the same.
+        kept = len(gg_model.vision_tower.encoder.layers)
+        dropped = tuple(f".encoder.layers.{i}." for i in range(kept, vision_config.num_hidden_layers))
+        missing = [k for k in missing if "position_ids" not in k and not any(d in k for d in dropped)]
         if missing or unexpected:
             raise RuntimeError(f"LLaVA weight copy: missing {missing}, unexpected {unexpected}")
     model.model.vision_tower.requires_grad_(False)

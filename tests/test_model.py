@@ -233,8 +233,10 @@ def test_paper_7b_shapes_on_meta_device():
     lin1, _, lin2 = model.image_adapter
     assert (lin1.in_features, lin1.out_features, lin2.out_features) == (1024, 4096, 4096)
     assert _count(model.image_adapter) == 1024 * 4096 + 4096 + 4096 * 4096 + 4096
-    # CLIP ViT-L/14-336 vision tower: 303.5 M parameters (no projection head).
-    assert abs(_count(model.vision_tower) - 303.5e6) < 0.5e6
+    # CLIP ViT-L/14-336 vision tower: 303.5 M parameters (no projection head), less its last
+    # layer (12.6 M), which layer -2 never uses and the model does not keep.
+    assert len(model.vision_tower.encoder.layers) == 23
+    assert abs(_count(model.vision_tower) - (303.5e6 - 12_596_224)) < 0.5e6
     # Video: 64 frames (temporal table 64×1024), 64 queries of 768 → linear 768 → 4096.
     assert cfg.video_config.num_frames == 64 and cfg.video_seq_length == 64
     assert model.video_branch.position_embedding.weight.shape == (64, 1024)

@@ -77,8 +77,11 @@ def test_build_from_local_folders(tmp_path):
     torch.testing.assert_close(model.language_model.model.layers[0].mlp.up_proj.weight,
                                llm.model.layers[0].mlp.up_proj.weight)
     clip = CLIPVisionModel.from_pretrained(tmp_path / "clip")
-    for k, v in clip.state_dict().items():
-        assert torch.equal(model.vision_tower.state_dict()[k], v), k
+    # The tower keeps the layers up to layer -2 (the last of 2 is cut, see models/vision_cut.py).
+    kept = model.vision_tower.state_dict()
+    assert set(kept) == {k for k in clip.state_dict() if not k.startswith("encoder.layers.1.")}
+    for k, v in kept.items():
+        assert torch.equal(clip.state_dict()[k], v), k
     for k, v in reference_audio.state_dict().items():
         assert torch.equal(model.audio_encoder.state_dict()[k], v), k
     # Paper structure at these widths: 4×4 patches from a 56-px, patch-14 tower, layer −2, MLP adapter.

@@ -3,7 +3,7 @@
 Data flow (one forward at prefill; decoding steps reuse the KV cache and never
 re-encode media, see :meth:`GroundingGPTForCausalLM.prepare_inputs_for_generation`)::
 
-    pixel_values         [I, 3, S, S]       → vision tower → layer −2, no CLS → pool → image adapter → [I, K_I, D]
+    pixel_values         [I, 3, S, S]       → vision tower run up to layer −2 only, no CLS → pool → image adapter → [I, K_I, D]
     pixel_values_videos  [V, M, 3, S, S]    → vision tower per frame → pool → + frame position
                                               → Q-Former (k_V learned queries) → video adapter → [V, k_V, D]
     input_features       [A, N, 1, F, T]    → audio ViT per clip → + clip position
@@ -38,6 +38,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from ..modalities import MEDIA_INPUT_NAMES, MODALITIES, Modality
 from .audio_encoder import AudioEncoderConfig, ImageBindAudioEncoder
 from .configuration_groundinggpt import GroundingGPTConfig, QFormerBranchConfig
+from .vision_cut import cut_vision_tower
 
 __all__ = ["GroundingGPTForCausalLM", "GroundingGPTPreTrainedModel", "QFormerBranch", "MEDIA_INPUT_NAMES",
            "build_adapter", "pool_patch_grid"]
@@ -140,6 +141,9 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         # The modules keep the names they were saved under (image_adapter, video_branch ...;
         # the table's `encoder` / `branch` fields), so every saved folder loads as it is.
         self.vision_tower = CLIPVisionModel(config.vision_config)
+        # Layers after the selected one are never run (see vision_cut): the tower's
+        # last_hidden_state is then the selected layer's output.
+        cut_vision_tower(self.vision_tower, config.vision_feature_layer)
         self.image_adapter = build_adapter(config.image_adapter, vision_width, hidden)
 
         self.video_branch = None
@@ -183,8 +187,8 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
     def _vision_patch_features(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """[B, 3, S, S] → selected-layer patch features [B, K, C] (CLS dropped unless 'full')."""
         pixel_values = pixel_values.to(dtype=self.vision_tower.dtype)
-        out = self.vision_tower(pixel_values, output_hidden_states=True, return_dict=True)
-        feats = out.hidden_states[self.config.vision_feature_layer]
+        # The tower is cut after vision_feature_layer (see __init__): its last hidden state is that layer's.
+        feats = self.vision_tower(pixel_values, return_dict=True).last_hidden_state
         if self.config.vision_feature_select_strategy == "default":
             feats = feats[:, 1:]
         return feats
