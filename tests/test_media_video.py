@@ -12,6 +12,7 @@ import torch
 
 from groundinggpt.errors import MediaError
 from groundinggpt.media import video as video_module
+from groundinggpt.media.frame_plan import PacketIndex, frames_on_screen
 from groundinggpt.media.image import CLIP_MEAN, CLIP_STD
 from groundinggpt.media.video import (
     VideoClip,
@@ -209,7 +210,8 @@ class _CountingContainer:
         return getattr(self._container, name)
 
 
-def test_long_video_is_sampled_by_seeking(clip300, monkeypatch):
+@pytest.mark.parametrize("planned", [True, False], ids=["planned", "frame-by-frame"])
+def test_long_video_is_sampled_by_seeking(clip300, monkeypatch, planned):
     counter = {"frames": 0, "seeks": 0}
     real_open = video_module._open_container
     monkeypatch.setattr(
@@ -217,10 +219,13 @@ def test_long_video_is_sampled_by_seeking(clip300, monkeypatch):
         "_open_container",
         lambda source, name: _CountingContainer(real_open(source, name), counter),
     )
+    if not planned:  # a stream without a usable packet index takes the frame-by-frame decoder
+        monkeypatch.setattr(video_module, "read_packet_index", lambda container, stream: None)
     clip = load_video(clip300, 4)
     assert counter["seeks"] >= 2
-    assert counter["frames"] < 100, counter  # far fewer than the 300 in the file
-    assert clip.num_decoded_frames == counter["frames"]
+    assert clip.num_decoded_frames < 100  # far fewer than the 300 in the file
+    if not planned:  # the planned decoder feeds packets itself; the count is its own
+        assert clip.num_decoded_frames == counter["frames"]
     # t = 3.75, 11.25, 18.75, 26.25 s -> frames 37, 112, 187, 262.
     expected = [k % 51 for k in (37, 112, 187, 262)]
     assert [frame_index(f, step=5) for f in clip.frames] == expected
@@ -417,3 +422,74 @@ def test_a_variable_frame_rate_video_with_a_long_still_is_intact(tmp_path):
     clip = load_video(path, 8)
     assert clip.timestamps == pytest.approx([0.3] * 8)  # the frame on screen at each target
     assert load_video(path, 20).timestamps[-2:] == pytest.approx([0.3, 9.7])
+
+
+# ------------------------------------------------------------------ planned decoding
+
+
+def _write_bframe_video(path, num_frames=150, gop=50, size=64):
+    """An H.264 clip with B-frames and long groups of pictures (as most downloaded video is):
+    ``write_video`` writes none, so encode here with libx264's defaults for B-frames."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"bf": "3", "g": str(gop), "keyint_min": str(gop)})
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for i in range(num_frames):
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(two_band_frame(i, size), format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def two_band_frame(k: int, size: int) -> np.ndarray:
+    """Frame k: top half grey 5 * (k mod 51), bottom half grey 5 * (k // 51) (up to 2,600 frames)."""
+    frame = np.empty((size, size, 3), np.uint8)
+    frame[: size // 2] = 5 * (k % 51)
+    frame[size // 2 :] = 5 * (k // 51)
+    return frame
+
+
+def two_band_index(image) -> int:
+    array = np.asarray(image)
+    half = array.shape[0] // 2
+    # away from the band edge, where yuv420p chroma and the codec blur the two halves
+    return frame_index(array[2 : half - 2], step=5) + 51 * frame_index(array[half + 2 : -2], step=5)
+
+
+@pytest.fixture(scope="module")
+def bframe_clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bframes") / "b.mp4"
+    _write_bframe_video(path)
+    return path
+
+
+def test_planned_decoding_equals_decoding_every_frame(bframe_clip, monkeypatch):
+    planned = load_video(bframe_clip, 9)
+    monkeypatch.setattr(video_module, "read_packet_index", lambda container, stream: None)
+    every = load_video(bframe_clip, 9, seek=False)
+    assert planned.timestamps == every.timestamps
+    for a, b in zip(planned.frames, every.frames):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    # Frames 8, 25, 41 ... 141 (on screen at the segment midpoints of 6 s at 25 fps).
+    assert [two_band_index(f) for f in planned.frames] == [(k * 2 + 1) * 150 // 18 for k in range(9)]
+    # Disposable B-frames nobody needs are skipped: fewer decoded than a full pass up to the last pick.
+    assert planned.num_decoded_frames < every.num_decoded_frames
+
+
+def test_planned_decoding_skips_non_reference_frames_without_seeking(bframe_clip):
+    one_pass = load_video(bframe_clip, 9, seek=False)
+    last_pick = round(one_pass.timestamps[-1] * 25)
+    assert one_pass.num_decoded_frames < last_pick + 1
+
+
+def test_parallel_decoders_give_the_frames_of_one(bframe_clip, monkeypatch):
+    parallel = load_video(bframe_clip, 12)
+    monkeypatch.setattr(video_module, "_decode_workers", lambda: 1)
+    single = load_video(bframe_clip, 12)
+    assert parallel.timestamps == single.timestamps
+    for a, b in zip(parallel.frames, single.frames):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_frames_on_screen_follows_the_sampling_rule():
+    index = PacketIndex(pts=[0, 30, 10, 20, 60, 40, 50], keyframe=[True, False, False, False, True, False, False])
+    # last frame at or before the target; the first frame for a target before every frame
+    assert frames_on_screen(index, [-5, 0, 9, 10, 35, 59.5, 1000]) == [0, 0, 0, 10, 30, 50, 60]

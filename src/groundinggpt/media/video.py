@@ -43,6 +43,7 @@ from PIL import Image
 
 from groundinggpt.errors import MediaError
 from groundinggpt.media.containers import open_input
+from groundinggpt.media.frame_plan import decode_in_parallel, frames_on_screen, read_packet_index
 from groundinggpt.media.image import (
     CLIP_MEAN,
     CLIP_STD,
@@ -190,6 +191,9 @@ def load_video(
             # count): that would read the whole file for a number we can estimate.
             _fill_from_packet_scan(reader, info)
             reader.reopen()
+        # The planned decoder chooses per group of pictures whether to seek; only an
+        # explicit seek=False keeps it to one pass from the start.
+        plan_seek = seek is not False
         if seek is None:
             estimate = info.num_frames
             if estimate is None and info.duration is not None and info.fps:
@@ -201,8 +205,8 @@ def load_video(
             # decoder flushes). With many frames per target, seeking skips most.
             seek = estimate is not None and estimate > _SEQUENTIAL_FRAMES_PER_SAMPLE * num_frames
         targets = sample_times(info.duration or Fraction(0), num_frames)
-        picks, decoded, ran_out = None, 0, False
-        if seek:
+        picks, decoded, ran_out = _sample_planned(reader, info, targets, seek=plan_seek)
+        if picks is None and seek:
             picks, decoded, ran_out = _sample(reader, info, targets, seek=True)
             if picks is None:  # seeking misbehaved on this file: start over plainly
                 reader.reopen()
@@ -555,6 +559,47 @@ class _FrameCursor:
         # Raw elementary streams carry no timestamps; only then fall back to
         # counting frames at the average rate.
         return Fraction(self._index) / (self._info.fps or 1)
+
+
+def _sample_planned(
+    reader: _Reader,
+    info: _StreamInfo,
+    targets: list[Fraction],
+    *,
+    seek: bool,
+) -> tuple[list[_Decoded] | None, int, bool]:
+    """Pick the frames from the packet index, decoding only what they need (see
+    :mod:`groundinggpt.media.frame_plan`); ``(None, 0, False)`` with the reader rewound
+    when the stream allows no plan, so the caller decodes frame by frame instead."""
+    try:
+        index = read_packet_index(reader.container, reader.stream)
+        if index is None:
+            reader.reopen()
+            return None, 0, False
+        needed = frames_on_screen(index, [info.start_pts + t / info.time_base for t in targets])
+
+        def open_stream() -> tuple[Any, Any]:
+            own = _Reader(reader.source, reader.name)
+            return own.container, own.stream
+
+        result = decode_in_parallel(open_stream, index, set(needed), seek=seek, workers=_decode_workers())
+    except av.FFmpegError as exc:
+        logger.info("%s: planned decoding failed (%s); decoding frame by frame", reader.name, exc)
+        result = None
+    if result is None:
+        reader.reopen()  # the packet scan left it at the end; the caller decodes again
+        return None, 0, False
+    frames, decoded = result
+    picks = [_Decoded((pts - info.start_pts) * info.time_base, frames[pts]) for pts in needed]
+    # As the frame-by-frame decoder reports: it ran out when no frame follows the last target.
+    ran_out = max(index.pts) <= info.start_pts + targets[-1] / info.time_base
+    return picks, decoded, ran_out
+
+
+def _decode_workers() -> int:
+    """Parallel decoders for one long video: one per core, at most 4 (each also runs
+    FFmpeg's own frame threads; more would only contend)."""
+    return max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def _sample(
