@@ -27,6 +27,7 @@ from .modalities import MODALITIES
 from .models import GroundingGPTForCausalLM
 from .processor import GroundedOutput, GroundingGPTProcessor
 from .prompts import EVAL_PROMPTS
+from .stopping import StopStrings
 from .streaming import AnswerStream, BatchAnswerStreamer, StopRequested, answer_text
 
 
@@ -41,6 +42,19 @@ def context_size(engine: Any) -> int | None:
 def _check_phrase(value: Any, name: str) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InputError(f"{name} must be a non-empty string, got {value!r}")
+
+
+@dataclass
+class PreparedBatch:
+    """Conversations turned into model inputs: what :meth:`GroundingGPT.prepare` returns.
+
+    ``inputs`` holds ``input_ids`` / ``attention_mask`` (left-padded) and the media tensors
+    present, on the CPU; ``media_info`` and ``prompt_lengths`` have one entry per conversation.
+    """
+
+    inputs: dict[str, torch.Tensor]
+    media_info: list[Any]
+    prompt_lengths: list[int]
 
 
 @dataclass
@@ -154,37 +168,53 @@ class GroundingGPT:
             raise ValueError("pass a streamer or on_text, not both")
         if cancel is not None and len(cancel) != len(conversations):
             raise ValueError(f"cancel needs one event per conversation, got {len(cancel)} for {len(conversations)}")
-        batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
-        media_info = batch.pop("media_info")
-        prompt_lengths = batch["attention_mask"].sum(dim=1).tolist()
-        self._check_context(prompt_lengths)
+        prepared = self.prepare(conversations)
         if on_text is not None:
-            streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop) for info in media_info],
-                                           on_text)
-        criteria = StoppingCriteriaList([StopRequested(cancel)]) if cancel is not None else None
-        inputs = self.model_inputs(batch)
+            streamer = BatchAnswerStreamer([AnswerStream(self.processor, info, settings.stop)
+                                            for info in prepared.media_info], on_text)
+        inputs = self.model_inputs(prepared.inputs)
+        stops = self.stop_strings(settings)
+        criteria = [StopStrings(self.processor.tokenizer, stops, inputs["input_ids"].shape[1])] if stops else []
+        if cancel is not None:
+            criteria.append(StopRequested(cancel))
         if settings.seed is not None:
             torch.manual_seed(settings.seed)
         tok = self.processor.tokenizer
-        stops = list(self.processor.template.stop_strings + tuple(s for s in settings.stop if s))
         out = self.model.generate(
-            **inputs, **settings.generate_kwargs(),
-            eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-            stop_strings=stops or None, tokenizer=tok, streamer=streamer, stopping_criteria=criteria,
+            **inputs, **settings.generate_kwargs(), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
+            streamer=streamer, stopping_criteria=StoppingCriteriaList(criteria) if criteria else None,
         )
-        results = []
-        for row, info, prompt_len in zip(out[:, inputs["input_ids"].shape[1]:], media_info, prompt_lengths):
-            ids = row.tolist()
-            hit_eos = tok.eos_token_id in ids
-            n = ids.index(tok.eos_token_id) + 1 if hit_eos else sum(1 for i in ids if i != tok.pad_token_id)
-            raw = tok.decode(ids, skip_special_tokens=True)
-            text = answer_text(self.processor, row, settings.stop)
-            stopped = hit_eos or any(s in raw for s in stops) or n < settings.max_new_tokens
-            result = self.processor.post_process(text, info)
-            result.prompt_tokens, result.completion_tokens = int(prompt_len), n
-            result.finish_reason = "stop" if stopped else "length"
-            results.append(result)
-        return results
+        return [self.finish(row.tolist(), info, prompt_len, settings)
+                for row, info, prompt_len in zip(out[:, inputs["input_ids"].shape[1]:], prepared.media_info,
+                                                 prepared.prompt_lengths)]
+
+    def prepare(self, conversations: list[list[dict[str, Any]]]) -> PreparedBatch:
+        """Conversations → left-padded model inputs on the CPU (media decoded, prompt checked
+        against the context). The server runs this off its inference thread."""
+        batch = self.processor(conversations, add_generation_prompt=True, padding_side="left")
+        media_info = batch.pop("media_info")
+        prompt_lengths = [int(n) for n in batch["attention_mask"].sum(dim=1).tolist()]
+        self._check_context(prompt_lengths)
+        return PreparedBatch(dict(batch), media_info, prompt_lengths)
+
+    def stop_strings(self, settings: GenerationSettings) -> list[str]:
+        """The template's stop strings and the request's own (see :mod:`groundinggpt.stopping`)."""
+        return list(self.processor.template.stop_strings + tuple(s for s in settings.stop if s))
+
+    def finish(self, ids: list[int], media_info: Any, prompt_length: int,
+               settings: GenerationSettings) -> GroundedOutput:
+        """One row's generated ids (padding after EOS allowed) → its :class:`GroundedOutput`:
+        text cut at the stop strings and converted to the user's frame, usage, finish reason."""
+        tok = self.processor.tokenizer
+        hit_eos = tok.eos_token_id in ids
+        n = ids.index(tok.eos_token_id) + 1 if hit_eos else sum(1 for i in ids if i != tok.pad_token_id)
+        raw = tok.decode(ids, skip_special_tokens=True)
+        text = answer_text(self.processor, ids, settings.stop)
+        stopped = hit_eos or any(s in raw for s in self.stop_strings(settings)) or n < settings.max_new_tokens
+        result = self.processor.post_process(text, media_info)
+        result.prompt_tokens, result.completion_tokens = int(prompt_length), n
+        result.finish_reason = "stop" if stopped else "length"
+        return result
 
     def model_inputs(self, batch: Any) -> dict[str, torch.Tensor]:
         """A processor batch (without ``media_info``) on the model's device, raw media in the model's dtype."""
