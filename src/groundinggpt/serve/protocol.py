@@ -58,8 +58,11 @@ class Limits:
         max_tokens_limit: the largest ``max_tokens`` accepted (400 beyond).
         default_max_tokens: used when a request gives no ``max_tokens``.
         media_root: the folder local paths may point into (``None``: paths refused).
-        max_batch: requests answered together by one ``generate`` call (1 = no batching).
+        max_batch: requests answered together (rows of the running batch; 1 = no batching).
         max_queue: requests waiting at most; more get 503.
+        scheduler: ``continuous`` (rows join and leave between tokens, media prepared by a
+            pool) or ``static`` (the micro-batcher); see :func:`.worker.make_worker`.
+        media_workers: threads decoding requests' media at once (continuous scheduler).
         read_timeout_s: the most seconds a request body may pause (408 beyond).
     """
 
@@ -71,6 +74,8 @@ class Limits:
     media_root: str | None = None
     max_batch: int = 8
     max_queue: int = 64
+    scheduler: str = "continuous"
+    media_workers: int = 2
     read_timeout_s: float = 10.0
 
 

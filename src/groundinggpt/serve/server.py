@@ -46,7 +46,7 @@ from .errors import APIError, error_body
 from .media_sources import MediaResolver
 from .protocol import (ChatRequest, Limits, completion_body, final_chunk, new_id, parse_request, stream_chunk,
                        usage_chunk)
-from .worker import InferenceWorker, QueueFull
+from .worker import SCHEDULERS, QueueFull, make_worker
 
 log = logging.getLogger("groundinggpt.serve")
 
@@ -194,7 +194,8 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
 
     limits = limits or Limits()
     resolver = MediaResolver(limits.media_root)
-    worker = InferenceWorker(engine, max_batch=limits.max_batch, max_queue=limits.max_queue)
+    worker = make_worker(engine, limits.scheduler, max_batch=limits.max_batch, max_queue=limits.max_queue,
+                         media_workers=limits.media_workers)
     created = int(time.time())
 
     @asynccontextmanager
@@ -330,6 +331,7 @@ def run(args: argparse.Namespace) -> int:
                     max_media_seconds=args.max_media_seconds, max_tokens_limit=args.max_tokens_limit,
                     default_max_tokens=min(args.default_max_tokens, args.max_tokens_limit),
                     media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue,
+                    scheduler=args.scheduler, media_workers=args.media_workers,
                     read_timeout_s=args.read_timeout)
     engine = load_engine(args.model)
     name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
@@ -356,6 +358,11 @@ def register(sub: Any) -> None:
                    help="max_tokens when a request gives none (default: %(default)s)")
     p.add_argument("--max-batch", type=int, default=d.max_batch, help="requests per generate call (1: no batching; default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="waiting requests before 503 (default: %(default)s)")
+    p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
+                   help="continuous: requests join and leave the running batch between tokens, media decoded by a "
+                        "thread pool; static: micro-batches run to their longest answer (default: %(default)s)")
+    p.add_argument("--media-workers", type=int, default=d.media_workers,
+                   help="threads decoding media at once (continuous scheduler; default: %(default)s)")
     p.add_argument("--read-timeout", type=float, default=d.read_timeout_s,
                    help="seconds a request body may pause before 408 (default: %(default)s)")
     p.add_argument("--docs", action="store_true", help="serve /docs, /redoc and /openapi.json (off by default: "

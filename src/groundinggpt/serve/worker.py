@@ -54,6 +54,7 @@ class Job:
     batch_size: int = 0
     streamed: bool = False  # generation started and on_text was told
     abandoned: threading.Event = field(default_factory=threading.Event)  # its client left
+    prepared: Any = None  # its model inputs, once the media pool prepared them (continuous scheduler)
 
     @property
     def key(self) -> tuple | None:
@@ -179,3 +180,28 @@ class InferenceWorker:
         for job, out in zip(batch, outputs, strict=True):
             job.future.set_result(out)
         log.debug("generated a batch of %d in %.3fs", len(batch), time.perf_counter() - start)
+
+
+SCHEDULERS = ("continuous", "static")
+
+
+def make_worker(engine: Any, scheduler: str = "continuous", max_batch: int = 8, max_queue: int = 64,
+                media_workers: int = 2) -> Any:
+    """The server's inference worker.
+
+    ``continuous`` (default): :class:`~.continuous.ContinuousWorker` — media prepared by a
+    thread pool, rows joining and leaving the running batch between tokens. It drives the
+    engine's model itself, so an engine that replaces ``GroundingGPT.generate`` (a scripted
+    test engine, a wrapper) is answered through its own ``generate`` by the static batcher.
+    ``static``: :class:`InferenceWorker`, the micro-batcher above (the baseline of
+    ``bench/serve_load.py``).
+    """
+    from ..api import GroundingGPT
+
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
+    if scheduler == "continuous" and isinstance(engine, GroundingGPT) and type(engine).generate is GroundingGPT.generate:
+        from .continuous import ContinuousWorker
+
+        return ContinuousWorker(engine, max_batch=max_batch, max_queue=max_queue, media_workers=media_workers)
+    return InferenceWorker(engine, max_batch=max_batch, max_queue=max_queue)
