@@ -113,7 +113,9 @@ class RunningBatch:
         self.model = engine.model
         tok = engine.processor.tokenizer
         self.eos, self.pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        self.suppressed = list(self.model._media_token_ids())
+        # As GroundingGPTForCausalLM.generate: the placeholders and the generation config's own.
+        config_suppressed = getattr(self.model.generation_config, "suppress_tokens", None) or []
+        self.suppressed = sorted({*self.model._media_token_ids(), *config_suppressed})
         self.top_k = _sampling_top_k(self.model.generation_config)
         self.rows: list[Row] = []
         self.cache: Any = None

@@ -16,7 +16,9 @@ Use any OpenAI client::
 
 Every refusal is a 4xx with OpenAI's error body; nothing a client sends can crash the
 server or reach a file outside ``--media-root`` or the network. Inference runs on one
-thread (:mod:`.worker`) so answers never mix; waiting requests are micro-batched.
+thread so answers never mix: by default media are decoded by a small thread pool and answers
+are continuously batched (:mod:`.continuous`); ``--scheduler static`` keeps the micro-batcher
+(:mod:`.worker`).
 
 Streaming (``"stream": true``) sends the answer while it is generated, as OpenAI
 chunks: text as soon as it is settled, a box only once closed and already converted
@@ -356,7 +358,7 @@ def register(sub: Any) -> None:
     p.add_argument("--max-tokens-limit", type=int, default=d.max_tokens_limit, help="largest max_tokens accepted (default: %(default)s)")
     p.add_argument("--default-max-tokens", type=int, default=d.default_max_tokens,
                    help="max_tokens when a request gives none (default: %(default)s)")
-    p.add_argument("--max-batch", type=int, default=d.max_batch, help="requests per generate call (1: no batching; default: %(default)s)")
+    p.add_argument("--max-batch", type=int, default=d.max_batch, help="answers generated at once (1: no batching; default: %(default)s)")
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="waiting requests before 503 (default: %(default)s)")
     p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
                    help="continuous: requests join and leave the running batch between tokens, media decoded by a "
