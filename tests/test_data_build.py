@@ -115,3 +115,29 @@ def test_built_stage_file_trains_with_the_tiny_preset(world, tmp_path):
     log = json.loads((run / "run_log.json").read_text())
     assert log["data"]["trained_on"] == 5      # every built sample went through the model
     assert any(run.rglob("*.safetensors"))
+
+
+def test_stage1_and_stage3_builds(tmp_path):
+    for name in ("llava_cc3m", "wavcaps", "valley", "flickr30k", "vcr", "activitynet", "clotho", "videochat"):
+        getattr(files, name)(tmp_path / name)
+    files.llava_mix(tmp_path / "llava_mix")
+    (tmp_path / "s.yaml").write_text(
+        "check_media: false\nsources:\n"
+        "  llava-cc3m: {root: llava_cc3m}\n  wavcaps: {root: wavcaps}\n  valley-pretrain: {root: valley}\n"
+        "  flickr30k-entities: {root: flickr30k}\n  vcr: {root: vcr}\n  activitynet-captions: {root: activitynet}\n"
+        "  clotho: {root: clotho}\n  videochat-instruct: {root: videochat}\n"
+        "  llava-mix665k: {root: llava_mix}\n")
+    one = build_stage(1, tmp_path / "s.yaml", tmp_path / "b1", progress=False)
+    three = build_stage(3, tmp_path / "s.yaml", tmp_path / "b3", progress=False)
+    s1 = {s.id: s for s in read_jsonl(tmp_path / "b1/stage1.jsonl")}
+    s3 = {s.id: s for s in read_jsonl(tmp_path / "b3/stage3.jsonl")}
+    assert one.samples == len(s1) == 1 + 2 + 2          # cc3m 1, wavcaps 2, valley 2
+    assert s1["wavcaps-SoundBible-123"].messages[1]["content"] == "A dog barks twice."
+    assert {s.stage for s in s1.values()} == {1} and {s.stage for s in s3.values()} == {3}
+    # flickr 2 + vcr 1 + anet (dense 1 + grounding 2) + clotho 5 + videochat 1 + mix665k 3
+    assert three.samples == len(s3) == 2 + 1 + 3 + 5 + 1 + 3
+    assert s3["flickr30k-42-2"].messages[1]["content"] == "Kites[0.200, 0.125, 0.600, 0.500] fly ."
+    assert s3["llava-mix665k-a1"].messages[1]["content"] == "[0.250, 0.000, 0.750, 0.500]"
+    assert s3["anet-train-v_x-0-tg"].messages[1]["content"] == "{0.00, 0.25}"
+    stats = json.loads((tmp_path / "b3/stats.json").read_text())
+    assert stats["per_modality"]["text"] == 1 and stats["per_source"]["clotho"] == 5

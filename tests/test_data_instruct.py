@@ -182,3 +182,22 @@ def test_against_groundinggpt_serve_with_the_tiny_preset(tmp_path):
     assert rep.requests == 1 and rep.failed == 0, rep.errors
     assert rep.prompt_tokens > 0
     assert rep.accepted + sum(rep.rejected.values()) == 1
+
+
+def test_vcr_reasoning_through_the_cli(tmp_path, capsys):
+    import data_source_files as files
+    from groundinggpt.cli import main
+
+    root = files.vcr(tmp_path / "vcr")
+    p1 = "[0.050, 0.050, 0.550, 0.550]"
+    answer = (f"{{'question':'What is the man{p1} doing?', 'answer':'He drinks from the cup"
+              "[0.000, 0.000, 0.250, 0.125].'}")
+    with Scripted({"person1": lambda n: (200, answer)}) as srv:
+        out = tmp_path / "vcr.jsonl"
+        assert main(["data", "instruct", "vcr-reasoning", str(root), "--endpoint", srv.url, "--output", str(out),
+                     "--no-check-media", "--quiet"]) == 0
+        assert srv.calls == {"person1": 1}     # the test split's record and the bad line make no request
+    assert "1 accepted" in capsys.readouterr().out
+    (s,) = [json.loads(x) for x in out.read_text().splitlines()]
+    assert s["messages"][0]["content"][0] == {"type": "image", "image": "vcr1images/movie1/frame1.jpg"}
+    assert s["messages"][1]["content"] == "He drinks from the cup[0.000, 0.000, 0.250, 0.125]."

@@ -78,7 +78,8 @@ def _instruct(args: argparse.Namespace) -> int:
                           prompts=args.prompts, concurrency=args.concurrency, budget=args.budget,
                           api_key_env=args.api_key_env, options=_options(args.option), limit=args.limit,
                           max_retries=args.max_retries, timeout=args.timeout, progress=not args.quiet,
-                          price_in=args.price_in, price_out=args.price_out)
+                          price_in=args.price_in, price_out=args.price_out, media_root=args.media_root,
+                          check_media=not args.no_check_media, max_tokens=args.max_tokens)
     print(report.summary())
     return 0
 
@@ -144,6 +145,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     i.add_argument("--api-key-env", default="OPENAI_API_KEY")
     i.add_argument("--price-in", type=float, default=0.0, help="cost per 1000 prompt tokens (usage log)")
     i.add_argument("--price-out", type=float, default=0.0, help="cost per 1000 completion tokens")
-    i.add_argument("--option", action="append", default=[], metavar="KEY=VALUE")
+    i.add_argument("--option", action="append", default=[], metavar="KEY=VALUE", help="a source option, as for convert")
+    i.add_argument("--media-root", help="write media paths relative to this folder (default ROOT)")
+    i.add_argument("--no-check-media", action="store_true", help="do not skip items whose media file is missing")
+    i.add_argument("--max-tokens", type=int, default=1024, help="max_tokens of each request")
     i.add_argument("--quiet", action="store_true")
     i.set_defaults(func=_instruct)

@@ -22,7 +22,7 @@ from ..jsonstream import iter_object
 from ..sources._text import clean
 from ..sources.base import Context, Rejected, box_text, span_text
 from ..sources.flickr30k import _PHRASE, read_boxes
-from ..sources.vcr import render
+from ..sources.vcr import read_record
 
 __all__ = ["Item", "KINDS", "items_for"]
 
@@ -76,18 +76,10 @@ def vcr_items(ctx: Context) -> Iterator[Item]:
                 continue
             try:
                 rec = json.loads(line)
-                if rec.get("answer_label") is None:
+                if rec.get("answer_label") is None or rec.get("rationale_label") is None:
                     continue
-                md = json.loads((image_dir / rec["metadata_fn"]).read_text(encoding="utf-8"))
-                names, boxes = [], []
-                for i, (cls, b) in enumerate(zip(rec["objects"], md["boxes"])):
-                    t = box_text(ctx.pixel_box(*(float(v) for v in b[:4]), float(md["width"]), float(md["height"])))
-                    names.append(f"{cls}{i + 1}{t}")
-                    boxes.append(tuple(float(v) for v in t.strip("[]").split(", ")))
-                q = render(rec["question"], names)
-                a = render(rec["answer_choices"][rec["answer_label"]], names)
-                r = render(rec["rationale_choices"][rec["rationale_label"]], names)
-                media = [("image", ctx.media(image_dir, rec["img_fn"]))]
+                image, boxes, q, a, r = read_record(ctx, rec, image_dir)
+                media = [("image", image)]
             except Rejected as e:
                 ctx.reject(f"{path}:{lineno}", e.reason, e.detail)
                 continue

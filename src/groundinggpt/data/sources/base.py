@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...errors import InputError
-from ...grounding import Box, Span
+from ...grounding import Box
 from ..templates import QUESTION_POOLS
 
 __all__ = ["ConversionError", "Context", "Rejected", "fmt_box", "fmt_span", "number"]

@@ -64,10 +64,9 @@ def convert(ctx: Context) -> Iterator[dict[str, Any]]:
                 ctx.reject(where, "malformed", f"{type(e).__name__}: {e}")
 
 
-def _one(ctx: Context, rec: dict, image_dir: Path) -> Iterator[dict]:
-    if rec.get("answer_label") is None or rec.get("rationale_label") is None:
-        ctx.skip("no labels (test split)")
-        return
+def read_record(ctx: Context, rec: dict, image_dir: Path) -> tuple[str, list[tuple[float, ...]], str, str, str]:
+    """``(image path, object boxes, question, answer, rationale)`` of a labelled record,
+    object references rendered ``person1[box]`` (also used by ``data instruct vcr-reasoning``)."""
     meta_path = image_dir / field_of(rec, "metadata_fn", str, "the per-image metadata json")
     if not meta_path.is_file():
         raise Rejected("missing_annotation", f"{meta_path} does not exist")
@@ -77,14 +76,24 @@ def _one(ctx: Context, rec: dict, image_dir: Path) -> Iterator[dict]:
     boxes = md.get("boxes")
     if not isinstance(boxes, list) or len(boxes) < len(objects):
         raise Rejected("malformed", f"{meta_path}: {len(boxes or [])} boxes for {len(objects)} objects")
-    names = []
+    names, rel = [], []
     for i, (cls, b) in enumerate(zip(objects, boxes)):
         x1, y1, x2, y2 = (number(v, "boxes") for v in b[:4])
-        names.append(f"{cls}{i + 1}{box_text(ctx.pixel_box(x1, y1, x2, y2, width, height))}")
+        text = box_text(ctx.pixel_box(x1, y1, x2, y2, width, height))
+        names.append(f"{cls}{i + 1}{text}")
+        rel.append(tuple(float(v) for v in text.strip("[]").split(", ")))
     image = ctx.media(image_dir, field_of(rec, "img_fn", str, "the image file"))
     q = render(rec["question"], names)
     a = render(rec["answer_choices"][rec["answer_label"]], names)
     r = render(rec["rationale_choices"][rec["rationale_label"]], names)
+    return image, rel, q, a, r
+
+
+def _one(ctx: Context, rec: dict, image_dir: Path) -> Iterator[dict]:
+    if rec.get("answer_label") is None or rec.get("rationale_label") is None:
+        ctx.skip("no labels (test split)")
+        return
+    image, _, q, a, r = read_record(ctx, rec, image_dir)
     aid = rec.get("annot_id", f"{rec.get('img_fn')}-{rec.get('question_number')}")
     yield ctx.sample(f"vcr-{aid}", "vqa", [("image", image)], [(q, a), ("Why?", r)],
                      {"annot_id": aid, "img_fn": rec["img_fn"], "movie": rec.get("movie")})
