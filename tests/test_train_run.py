@@ -169,7 +169,82 @@ def test_missing_image_is_skipped_and_reported(toy, tmp_path):
 
     with pytest.raises(DataError, match="rec-missing"):
         run_stage(data, tmp_path / "strict", stage=1, media_root=str(toy.parent), strict=True)
-    assert not (tmp_path / "strict" / "model.safetensors").exists()
+    # Refused before its first step: no run record or skip log left behind, so the fixed
+    # command runs into the same folder (it was refused as "holds no run to resume").
+    assert not (tmp_path / "strict").exists()
+    data.write_text("".join(json.dumps(s) + "\n" for s in samples))
+    out = run_stage(data, tmp_path / "strict", stage=1, media_root=str(toy.parent), strict=True)
+    assert json.loads((out / "run_log.json").read_text())["data"]["trained_on"] == 4
+    # A folder that held something before keeps it: only what the refused run wrote goes.
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="every sample was skipped"):
+        run_stage(data, kept, stage=1, media_root=str(tmp_path / "nowhere"), overwrite=True)
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
+def test_resume_refuses_changed_data_or_settings_and_names_each(toy, tmp_path):
+    import hashlib
+    import re
+
+    from groundinggpt.train.recipe import RecipeError
+
+    data = tmp_path / "data.jsonl"
+    data.write_text(toy.read_text())
+    out = tmp_path / "run"
+
+    def resume(*sets):
+        return run_stage(data, out, stage=1, media_root=str(toy.parent), resume=True, sets=sets)
+
+    run_stage(data, out, stage=1, media_root=str(toy.parent))
+    record = json.loads((out / "train_run.json").read_text())
+    assert record["data"] == [{"path": str(data.resolve()), "sha256": hashlib.sha256(data.read_bytes()).hexdigest()}]
+    assert record["training"]["per_device_train_batch_size"] == 2 and record["training"]["seed"] == 0
+    original = data.read_text()
+    data.write_text(original.replace("[0.", "[0.0", 1))  # edited in place: same path, other samples
+    with pytest.raises(RecipeError, match=re.escape(f"holds another run (data file {data.resolve()} changed since "
+                                                    "the run started (sha256 ")):
+        resume()
+    data.write_text(original)
+    for assignment, shown in (("per_device_train_batch_size=1", "per_device_train_batch_size: 2 there, 1 now"),
+                              ("gradient_accumulation_steps=4", "gradient_accumulation_steps: 2 there, 4 now"),
+                              ("learning_rate=0.5", "learning_rate: 0.001 there, 0.5 now"),
+                              ("lr_scheduler_type=linear", "lr_scheduler_type: 'cosine' there, 'linear' now"),
+                              ("seed=7", "seed: 0 there, 7 now")):
+        with pytest.raises(RecipeError, match=re.escape(shown)):
+            resume(assignment)
+    with pytest.raises(RecipeError, match=re.escape("max_steps: 1 there, 2 now")):
+        run_stage(data, out, stage=1, media_root=str(toy.parent), resume=True, max_steps=2)
+    weights = (out / "model.safetensors").read_bytes()
+    resume()  # the same run: finished, nothing to do
+    assert (out / "model.safetensors").read_bytes() == weights
+
+
+def test_final_train_loss_after_a_resume_covers_the_whole_run(toy, tmp_path):
+    """The Trainer's train_loss is the resumed session's mean; run_log.json gives the run's.
+
+    Logging every 10 steps: the save at step 2 must log too, or the checkpoint's history
+    would not hold the loss of the steps it trained.
+    """
+    sets = ["save_strategy=steps", "save_steps=2", "save_total_limit=null", "logging_steps=10"]
+    out = run_stage(toy, tmp_path / "run", stage=1, media_root=str(toy.parent), sets=sets, max_steps=3)
+    straight = json.loads((out / "run_log.json").read_text())["final_train_loss"]
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [2]
+    # As a run killed after its step-2 checkpoint leaves the folder:
+    for name in ("model.safetensors", "run_log.json"):
+        (out / name).unlink()
+    for ckpt in out.glob("checkpoint-*"):
+        if ckpt.name != "checkpoint-2":
+            import shutil
+
+            shutil.rmtree(ckpt)
+    run_stage(toy, out, stage=1, media_root=str(toy.parent), sets=sets, max_steps=3, resume=True)
+    log = json.loads((out / "run_log.json").read_text())
+    assert log["resumed_from"].endswith("checkpoint-2") and log["throughput"]["session_steps"] == 1
+    assert log["final_train_loss"] == pytest.approx(straight, rel=1e-6)
+    assert log["metrics"]["train_loss"] != pytest.approx(straight, rel=1e-3)  # the session's own mean differs
 
 
 def test_resume_into_a_new_folder_starts_quietly(toy, tmp_path, capsys):
@@ -342,7 +417,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         cmd += ["--set", s]
     log = (tmp_path / "killed.log").open("w")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 900  # a guard against a hang only: under load a step can take 30 s+
     while not (out / "checkpoint-2" / "trainer_state.json").exists():
         assert proc.poll() is None, (tmp_path / "killed.log").read_text()[-3000:]
         assert time.monotonic() < deadline, "no checkpoint written in time"
@@ -357,6 +432,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     assert "--resume: 1 torch threads, as the run started" in resumed.stderr
     run_log = json.loads((out / "run_log.json").read_text())
     assert run_log["resumed_from"] and Path(run_log["resumed_from"]).name.startswith("checkpoint-")
+    # the whole run's mean loss, not the resumed steps' (6.601 vs 6.683 in the report)
+    straight_loss = json.loads((reference / "run_log.json").read_text())["final_train_loss"]
+    assert run_log["final_train_loss"] == pytest.approx(straight_loss, rel=1e-9)
     a = load_file(reference / "model.safetensors")
     b = load_file(out / "model.safetensors")
     assert a.keys() == b.keys()

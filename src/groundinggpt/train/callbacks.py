@@ -1,4 +1,4 @@
-"""Trainer callbacks: the loss curve as ``loss.csv`` + ``loss.png``.
+"""Trainer callbacks: the loss curve as ``loss.csv`` + ``loss.png``; the whole run's loss after a resume.
 
 The curve is rebuilt from ``state.log_history`` every time the Trainer logs, rather
 than appended row by row: after ``--resume`` the history is the checkpoint's, so
@@ -103,3 +103,46 @@ class ThroughputCallback(TrainerCallback):
         if not runtime_s:
             return None
         return (state.num_input_tokens_seen - self.start_tokens) / runtime_s
+
+
+class LogAtSaveCallback(TrainerCallback):
+    """Log the loss at every step that saves a checkpoint.
+
+    The Trainer's ``train_loss`` is the mean over the steps of one session, so after
+    ``--resume`` it leaves out every step before the checkpoint. Their losses are in the
+    checkpoint's log history, which :func:`whole_run_loss` sums, but only up to the last
+    logged step: logging at the save step too makes that history cover every step the
+    checkpoint trained (runs after DefaultFlowCallback, which sets ``should_save``).
+    """
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if control.should_save:
+            control.should_log = True
+        return control
+
+
+def whole_run_loss(log_history: list[dict[str, Any]], start_step: int, session_loss: float | None,
+                   global_step: int) -> float | None:
+    """The mean step loss over the whole run: what an uninterrupted run's ``train_loss`` is.
+
+    Each logged ``loss`` is the mean over the steps since the previous log, so the steps
+    before ``start_step`` (the checkpoint resumed from) add up to ``sum(loss x window)``;
+    this session adds ``session_loss x its steps``. ``None`` when the checkpoint's history
+    stops short of its step (written before :class:`LogAtSaveCallback`): not knowable then.
+
+    >>> history = [{"loss": 4.0, "step": 2}, {"loss": 3.0, "step": 3}, {"loss": 1.0, "step": 4}]
+    >>> whole_run_loss(history, start_step=3, session_loss=1.5, global_step=5)  # (8 + 3 + 1.5 * 2) / 5
+    2.8
+    >>> whole_run_loss(history[:1], start_step=3, session_loss=1.5, global_step=5) is None
+    True
+    """
+    if start_step == 0 or session_loss is None:
+        return session_loss
+    total, last = 0.0, 0
+    for entry in log_history:
+        if "loss" in entry and "step" in entry and entry["step"] <= start_step:
+            total += float(entry["loss"]) * (entry["step"] - last)
+            last = entry["step"]
+    if last != start_step:
+        return None
+    return (total + float(session_loss) * (global_step - start_step)) / global_step

@@ -33,20 +33,17 @@ import torch
 from ..data.dataset import DataCollator, GroundingDataset, SkipReport
 from ..data.replay import mix_with_replay
 from ..data.schema import DataError, Sample, read_jsonl
-from .. import jsonsafe
 from ..errors import GroundingGPTError
-from .callbacks import LossCurveCallback, ThroughputCallback
+from .callbacks import LogAtSaveCallback, LossCurveCallback, ThroughputCallback, whole_run_loss
 from .freeze import apply_freeze_plan, format_summary, freeze_summary, plan_for_stage
 from .lora import add_lora, merge_lora
+from . import run_record
 from .recipe import RecipeError, TrainConfig
 
 logger = logging.getLogger(__name__)
 
 RUN_LOG = "run_log.json"
 SKIP_LOG = "skipped.jsonl"
-# Written when a run starts: what a --resume must match (a checkpoint of another stage,
-# model or data set would load, or fail deep inside the optimizer, or train past its end).
-RUN_START = "train_run.json"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -341,55 +338,14 @@ def _check_finite(model: torch.nn.Module, log_history: list[dict[str, Any]] = ()
             "Look for the first non-finite loss in the log: a bad medium or a learning rate too high")
 
 
-def _run_identity(config: TrainConfig) -> dict[str, Any]:
-    return {"stage": config.stage, "model": config.model,
-            "data": [str(Path(d).resolve()) for d in config.data],
-            "previous_data": [str(Path(d).resolve()) for d in config.previous_data],
-            "max_steps": config.training.get("max_steps"), "num_train_epochs": config.training.get("num_train_epochs")}
-
-
-def read_run_record(output: Path) -> dict[str, Any] | None:
-    """The start record a run left in ``output`` (``None`` where there is none)."""
-    started = Path(output) / RUN_START
-    if not started.is_file():
-        return None
-    try:
-        record = jsonsafe.loads(started.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise RecipeError(f"{started}: unreadable run record ({e}); resume it with its own settings from a copy, "
-                          "or choose another --output") from e
-    if not isinstance(record, dict):
-        raise RecipeError(f"{started}: expected a JSON object (the run record), got {type(record).__name__}")
-    return record
-
-
-def pin_threads_of_run(record: dict[str, Any] | None, say=None) -> None:
-    """Resume with the torch CPU thread count the run started with.
-
-    A matrix product or a sum split over another number of threads adds in another order,
-    so the resumed steps round differently (1e-7..1e-6 after a few Adam steps) from the
-    same run left alone: a resume is bit-identical only with the same count. Where the
-    recorded count exceeds this machine's cores it is left as it is (said, not silent).
-    """
-    threads = (record or {}).get("torch_threads")
-    if not isinstance(threads, int) or threads < 1 or threads == torch.get_num_threads():
-        return
-    if threads <= (os.cpu_count() or 1):
-        torch.set_num_threads(threads)
-        message = f"--resume: {threads} torch threads, as the run started (this process had another count)"
-    else:
-        message = (f"--resume: the run started with {threads} torch threads, more than this machine's cores; "
-                   f"continuing with {torch.get_num_threads()} (results differ from an uninterrupted run in rounding)")
-    if say is not None:
-        say(message)
-
-
-def check_output(config: TrainConfig) -> bool:
+def check_output(config: TrainConfig, identity: dict[str, Any]) -> bool:
     """Refuse an ``--output`` that would lose or mix work; ``True`` if it holds this very
     run, finished (``--resume`` then has nothing to do).
 
     A new or empty folder starts a run. A folder with checkpoints needs ``--resume``, and a
-    resumed run must be the one that started there (same stage, model, data and length).
+    resumed run must be the one that started there: ``identity`` (see
+    :func:`run_record.run_identity`: stage, model, recipe, schedule, batch, seed, length and
+    every data file's content hash) must equal its record, each difference is named.
     Any other non-empty folder (another run's model, unrelated files) is refused unless
     ``--overwrite``: training would replace its ``config.json`` and weights in silence.
     """
@@ -400,12 +356,11 @@ def check_output(config: TrainConfig) -> bool:
         return False
     if config.overwrite:
         return False
-    before = read_run_record(output) if config.resume else None
+    before = run_record.read(output) if config.resume else None
     if before is not None:
-        now = _run_identity(config)
-        changed = [k for k in now if before.get(k) != now[k]]
+        changed = run_record.differences(before, identity)
         if changed:
-            shown = "; ".join(f"{k}: {before.get(k)!r} there, {now[k]!r} now" for k in changed)
+            shown = "; ".join(changed)
             raise RecipeError(f"--resume: {output} holds another run ({shown}); resume it with its own settings, "
                               "or choose another --output")
         return (output / RUN_LOG).is_file() and (output / "model.safetensors").is_file()
@@ -417,6 +372,17 @@ def check_output(config: TrainConfig) -> bool:
     examples = ", ".join(sorted(p.name for p in output.iterdir())[:3])
     raise RecipeError(f"--output {output} is not empty ({examples}, ...) and holds no run to resume; training would "
                       "overwrite what is there: choose a new folder, or pass --overwrite")
+
+
+def _undo_start(output: Path, skip_log: Path, created: bool) -> None:
+    """Remove what a run refused before its first step wrote: its skip log (an older one was
+    cleared when it began), and ``output`` if this run created it and nothing else is there."""
+    skip_log.unlink(missing_ok=True)
+    if created:
+        try:
+            output.rmdir()  # only when empty: never anything that was not ours
+        except OSError:
+            pass
 
 
 def check_media_root(config: TrainConfig) -> Path:
@@ -448,12 +414,13 @@ def train(config: TrainConfig) -> Path:
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
     output = Path(config.output)
-    if check_output(config):
+    identity = run_record.run_identity(config)  # hashes the data files: once, before they are read
+    if check_output(config, identity):
         print(f"--resume: the run in {output} finished already ({RUN_LOG}); nothing to do", file=sys.stderr)
         return output
     media_root = check_media_root(config)
     if config.resume:
-        pin_threads_of_run(read_run_record(output), say=lambda m: print(m, file=sys.stderr, flush=True))
+        run_record.pin_threads(run_record.read(output), say=lambda m: print(m, file=sys.stderr, flush=True))
 
     # Data first: a typo on line 90 000 should cost seconds, not a model load.
     t = time.perf_counter()
@@ -490,40 +457,49 @@ def train(config: TrainConfig) -> Path:
     _say(args, f"stage {config.stage}: {freeze['plan']['description']}\n{format_summary(freeze['summary'])}")
 
     skip_log = output / SKIP_LOG
+    fresh = resume_from is None
+    created = not output.exists()
     cache = None
     cache_report = None
     t = time.perf_counter()
-    # Main process first: it clears the old skip log and fills the feature cache; the other
-    # ranks then find every entry cached instead of encoding the same media concurrently.
-    with args.main_process_first(local=False, desc="prepare data"):
-        output.mkdir(parents=True, exist_ok=True)
-        if args.process_index == 0 and resume_from is None:
-            skip_log.unlink(missing_ok=True)
-            record = {**_run_identity(config), "torch_threads": torch.get_num_threads()}
-            (output / RUN_START).write_text(json.dumps(record, indent=2), encoding="utf-8")
-        if config.feature_cache:
-            from ..data.feature_cache import FeatureCache
+    try:
+        # Main process first: it clears the old skip log and fills the feature cache; the other
+        # ranks then find every entry cached instead of encoding the same media concurrently.
+        with args.main_process_first(local=False, desc="prepare data"):
+            output.mkdir(parents=True, exist_ok=True)
+            if args.process_index == 0 and fresh:
+                skip_log.unlink(missing_ok=True)
+            if config.feature_cache:
+                from ..data.feature_cache import FeatureCache
 
-            cache = FeatureCache(config.feature_cache)
-            cache_report = cache.build(model, samples, processor, media_root, progress=args.process_index == 0)
-        dataset = GroundingDataset(samples, processor, media_root, max_length=config.max_length,
-                                   feature_cache=cache, strict=config.strict, skip_log=skip_log)
-        probe = dataset.validate_media(progress=False)
-    timings["prepare_data_s"] = time.perf_counter() - t
-    if probe.skipped:
-        if config.strict:
-            sample_id, reason = probe.skipped[0]
-            raise DataError(f"--strict: sample {sample_id!r} is unusable: {reason}")
-        _say(args, probe.summary())
-    if len(dataset) == 0:
-        raise DataError("every sample was skipped; nothing to train on (see the messages above)")
+                cache = FeatureCache(config.feature_cache)
+                cache_report = cache.build(model, samples, processor, media_root, progress=args.process_index == 0)
+            dataset = GroundingDataset(samples, processor, media_root, max_length=config.max_length,
+                                       feature_cache=cache, strict=config.strict, skip_log=skip_log)
+            probe = dataset.validate_media(progress=False)
+        timings["prepare_data_s"] = time.perf_counter() - t
+        if probe.skipped:
+            if config.strict:
+                sample_id, reason = probe.skipped[0]
+                raise DataError(f"--strict: sample {sample_id!r} is unusable: {reason}")
+            _say(args, probe.summary())
+        if len(dataset) == 0:
+            raise DataError("every sample was skipped; nothing to train on (see the messages above)")
 
-    collator = DataCollator(processor, dataset=dataset, seed=args.seed)
-    throughput = ThroughputCallback()
-    trainer = Trainer(
-        model=model, args=args, train_dataset=dataset, data_collator=collator,
-        processing_class=processor, callbacks=[LossCurveCallback(output, f"stage {config.stage} loss"), throughput],
-    )
+        collator = DataCollator(processor, dataset=dataset, seed=args.seed)
+        throughput = ThroughputCallback()
+        trainer = Trainer(
+            model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
+            callbacks=[LossCurveCallback(output, f"stage {config.stage} loss"), throughput, LogAtSaveCallback()],
+        )
+    except BaseException:
+        if args.process_index == 0 and fresh:
+            _undo_start(output, skip_log, created)
+        raise
+    if args.process_index == 0 and fresh:
+        # Only now: a run refused above (a bad sample with --strict ...) leaves no record that
+        # would make the fixed command's folder look like someone else's.
+        run_record.write(output, identity)
     t = time.perf_counter()
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     timings["train_s"] = time.perf_counter() - t
@@ -564,7 +540,9 @@ def train(config: TrainConfig) -> Path:
                 "tokens_seen": trainer.state.num_input_tokens_seen,
                 "tokens_per_second": throughput.tokens_per_second(trainer.state, metrics.get("train_runtime")),
             },
-            "final_train_loss": metrics.get("train_loss"),
+            # The Trainer's train_loss covers this session only; this one every step of the run.
+            "final_train_loss": whole_run_loss(trainer.state.log_history, throughput.start_step,
+                                               metrics.get("train_loss"), trainer.state.global_step),
             "metrics": metrics,
         }
         (output / RUN_LOG).write_text(json.dumps(log, indent=2, default=str), encoding="utf-8")
