@@ -205,3 +205,13 @@ def test_cli_convert_accepts_out_prefix(tmp_path, capsys):
                  "--no-check-media", "--quiet"]) == 0
     assert "1 samples" in capsys.readouterr().out
     assert len(read_jsonl(tmp_path / "o.jsonl")) == 1
+
+
+def test_box_text_edges():
+    from groundinggpt.data.sources.base import Rejected, box_text, pixel_box
+
+    assert box_text(pixel_box(-0.0, 0, 10, 10, 10, 10)) == "[0.000, 0.000, 1.000, 1.000]"
+    with pytest.raises(Rejected, match="box_too_small"):
+        box_text(pixel_box(100.0, 0, 100.2, 10, 1000, 10))     # 0.1000 .. 0.1002: empty at 3 decimals
+    with pytest.raises(Rejected, match="box_outside_image"):
+        pixel_box(0, 0, 11, 10, 10, 10)

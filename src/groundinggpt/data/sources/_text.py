@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
-_SPACES = re.compile(r"\s+")
-
 
 def clean(text: str) -> str:
-    """Collapse runs of whitespace and strip."""
-    return _SPACES.sub(" ", text).strip()
+    """Collapse runs of whitespace and strip (split/join: C speed on VG's 5M phrases)."""
+    return " ".join(text.split())
 
 
 def as_slot(text: str) -> str:

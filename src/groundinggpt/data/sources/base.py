@@ -84,14 +84,16 @@ def pixel_box(x1: float, y1: float, x2: float, y2: float, width: float, height: 
     if x1 < 0 or y1 < 0 or x2 > width or y2 > height:
         raise Rejected("box_outside_image", f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) px leaves the "
                                             f"{width:g}x{height:g} image")
-    return (x1 / width, y1 / height, x2 / width, y2 / height)
+    # + 0.0 turns a -0.0 from the file into 0.0 (it would print as "-0.000").
+    return (x1 / width + 0.0, y1 / height + 0.0, x2 / width, y2 / height)
 
 
 def box_text(box: Box | tuple[float, float, float, float]) -> str:
     """Format a relative box; refuses one that rounds to nothing (``[0.500, 0.2, 0.500, ...]``)."""
     x1, y1, x2, y2 = box.as_list() if isinstance(box, Box) else box
     a, b, c, d = f"{x1:.3f}", f"{y1:.3f}", f"{x2:.3f}", f"{y2:.3f}"
-    if not (float(a) < float(c) and float(b) < float(d)):
+    # Values in [0, 1] format to the same width ("0.123", "1.000"): string order is numeric order.
+    if not (a < c and b < d):
         raise Rejected("box_too_small", f"box {[x1, y1, x2, y2]} is empty at 3 decimals")
     return Checked(f"[{a}, {b}, {c}, {d}]")
 
