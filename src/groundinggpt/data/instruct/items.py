@@ -18,6 +18,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from ... import jsonsafe
 from ..jsonstream import iter_object
 from ..sources._text import clean
 from ..sources.base import Context, Rejected, box_text, span_text
@@ -75,7 +76,7 @@ def vcr_items(ctx: Context) -> Iterator[Item]:
             if not line.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = jsonsafe.loads(line)
                 if rec.get("answer_label") is None or rec.get("rationale_label") is None:
                     continue
                 image, boxes, q, a, r = read_record(ctx, rec, image_dir)
