@@ -136,7 +136,7 @@ def build_stage(stage: int, config: str | os.PathLike, output: str | os.PathLike
     if not selected:
         raise InputError(f"{config}: no source of stage {stage} (stages: "
                          f"{sorted({int(e.get('stage') or stage_of(e.get('source', n))) for n, e in cfg['sources'].items()})})")
-    result = BuildResult(stage=stage, output=out, samples=0, media_root=str(media_root))
+    result = BuildResult(stage=stage, output=out, samples=0, media_root=str(media_root.resolve()))
     kept: list[tuple[Path, int]] = []
     for name, entry in selected.items():
         source = entry.get("source", name)
