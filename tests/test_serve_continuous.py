@@ -142,6 +142,8 @@ def test_a_bad_medium_fails_only_its_own_request(gg):
         good = worker.submit(CONVS[0], GenerationSettings(max_new_tokens=4))
         with pytest.raises(MediaError):
             bad.result(120)
+        with pytest.raises(ValueError, match="max_new_tokens"):
+            worker.submit(CONVS[0], GenerationSettings(max_new_tokens=0)).result(10)
         assert good.result(120).text == gg.generate([CONVS[0]], GenerationSettings(max_new_tokens=4))[0].text
 
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
-import threading
-import time
 
 import numpy as np
 import soundfile as sf
@@ -15,6 +12,8 @@ import torch
 from PIL import Image, ImageDraw
 
 from groundinggpt.api import GroundingGPT
+from groundinggpt.serve.background import BackgroundServer as UvicornThread  # noqa: F401 - the tests' name for it
+from groundinggpt.serve.background import free_port  # noqa: F401
 
 # conftest.make_image's red rectangle: (10, 8)-(40, 30) in a 96x64 image.
 IMAGE_SIZE = (96, 64)
@@ -108,35 +107,3 @@ def scripted_tiny() -> ScriptedGroundingGPT:
     return ScriptedGroundingGPT(gg.model, gg.processor)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class UvicornThread:
-    """A uvicorn server for ``app`` on 127.0.0.1 in a daemon thread (context manager)."""
-
-    def __init__(self, app):
-        import uvicorn
-
-        self.port = free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.time() + 30
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(10)

@@ -67,6 +67,11 @@ class ContinuousWorker:
         """Queue one conversation; ``on_text`` (optional) streams its answer."""
         job = Job(messages, settings, on_text)
         job.future.job = job  # lets the caller log queue wait and batch size
+        try:
+            settings.generate_kwargs()  # bad settings fail their request, as generate() would
+        except ValueError as e:
+            job.future.set_exception(e)
+            return job.future
         with self._lock:
             if self._waiting >= self.max_queue:
                 raise QueueFull(f"{self.max_queue} requests are already waiting")
