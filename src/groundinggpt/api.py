@@ -104,14 +104,36 @@ class GroundingGPT:
         return next(self.model.parameters()).device
 
     @classmethod
+    def load(cls, spec: str | Path, device: str | torch.device | None = "auto",
+             dtype: str | torch.dtype | None = "auto", **preset_kwargs: Any) -> GroundingGPT:
+        """The one loader: a preset name (``tiny``; the paper presets with their part folders
+        in ``preset_kwargs``) or a project model folder, on ``device`` in ``dtype``.
+
+        ``"auto"``: CUDA when available, bfloat16 there and float32 on CPU
+        (:mod:`groundinggpt.loading`). A released (LEGO) folder is refused with the
+        ``groundinggpt convert lego`` command to run.
+        """
+        from .loading import check_project_folder, resolve_device, resolve_dtype
+        from .presets import PRESETS, build_preset
+
+        device = resolve_device(device)
+        dtype = resolve_dtype(dtype, device)
+        if isinstance(spec, str) and spec in PRESETS:
+            if spec != "tiny":
+                preset_kwargs.setdefault("dtype", dtype)
+            model, processor = build_preset(spec, **preset_kwargs)
+            model.to(dtype)
+        else:
+            path = check_project_folder(spec)
+            model = GroundingGPTForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True)
+            processor = GroundingGPTProcessor.from_pretrained(path)
+        return cls(model, processor, device=device)
+
+    @classmethod
     def from_pretrained(cls, path: str | Path, device: str | None = None,
-                        dtype: torch.dtype | None = None) -> GroundingGPT:
-        """Load a folder written by :meth:`save_pretrained` (or by training)."""
-        path = Path(path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a model folder (no config.json)")
-        model = GroundingGPTForCausalLM.from_pretrained(path, dtype=dtype or torch.float32, local_files_only=True)
-        return cls(model, GroundingGPTProcessor.from_pretrained(path), device=device)
+                        dtype: torch.dtype | str | None = None) -> GroundingGPT:
+        """Load a folder written by :meth:`save_pretrained` (or by training); see :meth:`load`."""
+        return cls.load(Path(path), device=device or "auto", dtype=dtype or "auto")
 
     def _check_context(self, prompt_lengths: list[int]) -> None:
         """A prompt longer than the LLM's context would run for minutes and answer nothing."""
@@ -126,10 +148,7 @@ class GroundingGPT:
     @classmethod
     def from_preset(cls, name: str = "tiny", device: str | None = None, **kwargs: Any) -> GroundingGPT:
         """Build from a preset (see :mod:`groundinggpt.presets`)."""
-        from .presets import build_preset
-
-        model, processor = build_preset(name, **kwargs)
-        return cls(model, processor, device=device)
+        return cls.load(name, device=device or "auto", dtype=kwargs.pop("dtype", "auto"), **kwargs)
 
     def save_pretrained(self, path: str | Path) -> None:
         """Write model weights (safetensors), config and processor files into ``path``."""

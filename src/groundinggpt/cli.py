@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "groundinggpt.data.synthetic.cli": "synthetic",
     "groundinggpt.data.cli": "data",
     "groundinggpt.cli_quickstart": "quickstart",
+    "groundinggpt.convert.cli": "convert",
 }
 
 

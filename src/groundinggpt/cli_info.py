@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from .loading import add_device_arguments, device_kwargs
+
 
 def describe(model) -> dict:
     """Parameter counts per branch and the placeholder lengths of a model."""
@@ -35,9 +37,9 @@ def run(args: argparse.Namespace) -> int:
         with torch.device("meta"):  # shapes only: no memory, no weights
             model = GroundingGPTForCausalLM(paper_config(args.model.rsplit("-", 1)[1]))
     elif Path(args.model).is_dir():
-        if not (Path(args.model) / "config.json").is_file():
-            raise SystemExit(f"--model {args.model}: not a model folder (no config.json)")
-        model = GroundingGPTForCausalLM.from_pretrained(args.model, local_files_only=True)
+        from .api import GroundingGPT
+
+        model = GroundingGPT.load(args.model, **device_kwargs(args)).model
     else:
         raise SystemExit(f"--model {args.model!r}: expected tiny, groundinggpt-7b, groundinggpt-13b or a model folder")
     print(json.dumps(describe(model), indent=2))
@@ -47,4 +49,5 @@ def run(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     p = sub.add_parser("info", help="show a preset's or a model folder's branches and parameter counts")
     p.add_argument("--model", default="tiny", help="tiny | groundinggpt-7b | groundinggpt-13b | a model folder")
+    add_device_arguments(p)
     p.set_defaults(func=run)

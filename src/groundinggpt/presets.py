@@ -183,9 +183,10 @@ def build_from_pretrained_parts(
     Args:
         llm: a local Vicuna-v1.5 folder (HF format: config.json, tokenizer, weights).
         vision: a local CLIP ViT-L/14-336 folder (a full CLIP or a CLIPVisionModel checkpoint).
-        audio: ImageBind-Huge weights (``imagebind_huge.pth``) or a GroundingGPT/LEGO
-            checkpoint file holding ``audio_encoder.*`` keys; ``None`` leaves the audio
-            encoder random (only sensible for tests).
+        audio: what :func:`~groundinggpt.models.audio_encoder.load_imagebind_audio_weights`
+            accepts: ImageBind-Huge weights (``imagebind_huge.pth``), a checkpoint file holding
+            ``audio_encoder.*`` keys, or a folder of checkpoint shards (a GroundingGPT or the
+            released LEGO folder); ``None`` leaves the audio encoder random (only for tests).
         size: which Vicuna shape to expect: a folder holding the other size is refused; any
             other shape is logged, and the LLM's own config wins.
         dtype: weights dtype (``torch.bfloat16`` on GPU).
@@ -196,9 +197,13 @@ def build_from_pretrained_parts(
     for name, path in (("llm", llm), ("vision", vision)):
         if not Path(path).is_dir():
             raise FileNotFoundError(f"{name} folder {path} does not exist (expected a local Hugging Face folder)")
-    if audio is not None and not Path(audio).is_file():  # before gigabytes of LLM are loaded
-        raise FileNotFoundError(f"audio checkpoint {audio} does not exist (expected imagebind_huge.pth or a "
-                                "checkpoint with audio_encoder.* keys)")
+    if audio is not None and not Path(audio).exists():  # before gigabytes of LLM are loaded
+        raise FileNotFoundError(f"audio checkpoint {audio} does not exist (expected imagebind_huge.pth, a "
+                                "checkpoint file with audio_encoder.* keys, or a folder of such shards)")
+    from .convert.lego import is_lego_folder, lego_folder_error
+
+    if is_lego_folder(llm):
+        raise lego_folder_error(llm, "llm")
     if size not in _VICUNA:
         raise ValueError(f"size must be one of {sorted(_VICUNA)}, got {size!r}")
     llm_config = _check_kind(llm, "llm", lambda t: not t.startswith("clip"), "a causal language model (Vicuna / LLaMA)")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 
 from .chat_template import ChatTemplate, get_template
 from .errors import InputError, MediaError
@@ -60,6 +60,11 @@ class ProcessorConfig:
     image_seq_length: int = 16
     num_frames: int = 8
     video_seq_length: int = 8
+    # Video frames: side in pixels (None: image_size), "uniform" / "index" sampling and
+    # "pad" / "squash" resizing (see GroundingGPTVideoConfig; the released model: 224, index, squash).
+    video_size: int | None = None
+    video_sampling: str = "uniform"
+    video_resize: str = "pad"
     num_clips: int = 3
     clip_seconds: float = 2.0
     num_mel_bins: int = 128
@@ -71,6 +76,9 @@ class ProcessorConfig:
     video_token: str = "<video>"
     audio_token: str = "<audio>"
     chat_template: str = "vicuna_v1"
+    # {kind: [start, end]} special tokens around each placeholder run (the released model's
+    # <im_start> … <im_end>); None writes none.
+    boundary_tokens: dict[str, list[str]] | None = None
     # Replaces the template's default system prompt (None keeps it). The tiny preset can use a
     # short one: the Vicuna prompt is ~40 tokens, often more than the rest of a sample.
     system_prompt: str | None = None
@@ -84,10 +92,14 @@ class ProcessorConfig:
             image_size=config.vision_config.image_size,
             image_seq_length=config.image_seq_length,
             chat_template=config.chat_template,
+            boundary_tokens=getattr(config, "media_boundary_tokens", None),
             **{m.token_field: getattr(config, m.token_field) for m in MODALITIES},
         )
         if config.video_config is not None:
-            values.update(num_frames=config.video_config.num_frames, video_seq_length=config.video_seq_length)
+            v = config.video_config
+            values.update(num_frames=v.num_frames, video_seq_length=config.video_seq_length,
+                          video_size=config.video_frame_size, video_sampling=v.frame_sampling,
+                          video_resize=v.frame_resize)
         else:
             values.update(video_seq_length=0)
         if config.audio_config is not None:
@@ -179,15 +191,24 @@ def _part_source(part: dict[str, Any], kind: str, where: str) -> Any:
     )
 
 
-class GroundingGPTProcessor:
+class GroundingGPTProcessor(ProcessorMixin):
     """Turns conversations into model inputs and model text into grounded results.
+
+    A transformers ``ProcessorMixin``: ``AutoProcessor.from_pretrained(folder)`` gives it back
+    after ``import groundinggpt`` (it is saved with the model: the tokenizer plus
+    ``groundinggpt_processor.json``). Its own media settings stay one dataclass
+    (:class:`ProcessorConfig`), so the mixin's generic sub-processor machinery is not used.
 
     Args:
         tokenizer: the LLM's tokenizer; must contain the three placeholder tokens.
         config: media settings; see :class:`ProcessorConfig`.
     """
 
+    attributes = ["tokenizer"]
+
     def __init__(self, tokenizer: PreTrainedTokenizerBase, config: ProcessorConfig | None = None):
+        # ProcessorMixin.__init__ is not called: it would check sub-processor classes we do not have.
+        self.chat_template = None
         self.tokenizer = tokenizer
         self.config = config or ProcessorConfig()
         self.template: ChatTemplate = get_template(self.config.chat_template)
@@ -199,26 +220,47 @@ class GroundingGPTProcessor:
                 raise ValueError(f"tokenizer has no {kind} placeholder token {token!r}; add it as a special token")
             self.token_ids[kind] = token_id
         self.seq_lengths = {m.name: getattr(self.config, m.seq_length_field) for m in MODALITIES}
+        self.boundary_ids: dict[str, tuple[int, int]] = {}
+        for kind, pair in (self.config.boundary_tokens or {}).items():
+            found = [tokenizer.convert_tokens_to_ids(t) for t in pair]
+            if any(i is None or i == tokenizer.unk_token_id for i in found):
+                raise ValueError(f"tokenizer lacks the {kind} boundary tokens {pair}; add them as special tokens")
+            self.boundary_ids[kind] = (found[0], found[1])
 
     # ---- identity -------------------------------------------------------------------------
     @property
     def image_token_id(self) -> int:
         return self.token_ids["image"]
 
-    def save_pretrained(self, directory: str | Path) -> None:
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(tokenizer={type(self.tokenizer).__name__}, config={self.config})"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self.config)
+
+    def save_pretrained(self, directory: str | Path, **_: Any) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(directory)
         (directory / PROCESSOR_CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
+        # What AutoProcessor reads to find this class when the folder holds no model config.
+        (directory / "processor_config.json").write_text(json.dumps({"processor_class": type(self).__name__}))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, **overrides: Any) -> GroundingGPTProcessor:
+        """Load a saved processor; ``overrides`` replace :class:`ProcessorConfig` fields (other
+        keyword arguments, such as those ``AutoProcessor`` passes on, are ignored)."""
         directory = Path(directory)
         path = directory / PROCESSOR_CONFIG_NAME
         if not path.is_file():
+            from .convert.lego import is_lego_folder, lego_folder_error
+
+            if is_lego_folder(directory):
+                raise lego_folder_error(directory, "processor folder")
             raise FileNotFoundError(f"{path} not found: not a GroundingGPT model/processor folder")
         values = json.loads(path.read_text())
-        values.update(overrides)
+        known = set(ProcessorConfig.__dataclass_fields__)
+        values.update({k: v for k, v in overrides.items() if k in known})
         for key in ("image_mean", "image_std"):
             values[key] = tuple(values[key])
         return cls(AutoTokenizer.from_pretrained(directory), ProcessorConfig(**values))
@@ -350,8 +392,13 @@ class GroundingGPTProcessor:
                     if tensor is not None:  # None: the caller supplies features (e.g. the feature cache)
                         media[kind].append(tensor)
                     infos.append(info)
+                    bounds = self.boundary_ids.get(kind)
+                    if bounds:
+                        token(bounds[0])
                     for _ in range(self.seq_lengths[kind]):
                         token(self.token_ids[kind])
+                    if bounds:
+                        token(bounds[1])
                     text("\n")
                 text(t.user_suffix)
             else:
@@ -479,6 +526,11 @@ class GroundingGPTProcessor:
             data["labels"] = labels
         for m in MODALITIES:
             tensors = [t for _, _, media, _ in encoded for t in media[m.name]]
+            if len({t.shape for t in tensors}) > 1:
+                # "index" sampling keeps a short clip's own frame count, as the released inference does.
+                raise InputError(f"{m.name} media of shapes {sorted({tuple(t.shape) for t in tensors})} cannot share "
+                                 "a batch (a clip shorter than num_frames keeps its own frames with frame_sampling "
+                                 "'index'); send them in separate batches")
             if tensors:
                 data[m.raw_key] = torch.stack(tensors)
         feature = BatchFeature(data=data)

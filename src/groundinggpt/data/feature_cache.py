@@ -93,7 +93,13 @@ def encoder_fingerprints(model: GroundingGPTForCausalLM) -> dict[str, str]:
     h = vision.copy()
     h.update(json.dumps({**vision_sel, "branch": "image", "pool": cfg.image_token_pool}, sort_keys=True).encode())
     out["image"] = h.hexdigest()
-    if getattr(model, "video_branch", None) is not None:
+    if getattr(model, "video_branch", None) is not None and getattr(model, "video_frame_encoder", None) is not None:
+        # The released front (EVA + BLIP-2 Q-Former) encodes frames without the CLIP tower.
+        h = hashlib.sha256(CACHE_VERSION.encode())
+        _hash_module(h, model.video_frame_encoder)
+        h.update(json.dumps({"branch": "video", "frame_encoder": "eva_blip2"}).encode())
+        out["video"] = h.hexdigest()
+    elif getattr(model, "video_branch", None) is not None:
         h = vision.copy()
         h.update(json.dumps({**vision_sel, "branch": "video", "pool": cfg.video_config.frame_token_pool}, sort_keys=True).encode())
         out["video"] = h.hexdigest()

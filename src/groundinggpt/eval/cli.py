@@ -16,8 +16,8 @@ from pathlib import Path
 
 from groundinggpt.errors import GroundingGPTError
 from groundinggpt.eval.tasks import BOXES_FRAMES, get_task, task_names
+from groundinggpt.loading import add_device_arguments
 
-_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def _add_common(p: argparse.ArgumentParser, task_cls) -> None:
@@ -35,26 +35,17 @@ def _add_common(p: argparse.ArgumentParser, task_cls) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--seed", type=int, help="sampling seed")
-    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--dtype", choices=_DTYPES, help="model dtype (default: bfloat16 on GPU, float32 on CPU)")
+    add_device_arguments(p)
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--num-examples", type=int, default=12, help="examples in examples.png (0: none)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _load_model(args: argparse.Namespace):
-    import torch
-
     from groundinggpt.api import GroundingGPT
+    from groundinggpt.loading import device_kwargs
 
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype_name = args.dtype or ("bfloat16" if device.startswith("cuda") else "float32")
-    dtype = getattr(torch, dtype_name)
-    if args.model == "tiny":
-        gg = GroundingGPT.from_preset("tiny", device=device)
-        gg.model.to(dtype)
-        return gg
-    return GroundingGPT.from_pretrained(args.model, device=device, dtype=dtype)
+    return GroundingGPT.load(args.model, **device_kwargs(args))
 
 
 def run(args: argparse.Namespace) -> int:

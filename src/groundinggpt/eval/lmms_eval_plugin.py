@@ -73,13 +73,10 @@ class GroundingGPTLmms(lmms):
     def __init__(self, pretrained: str = "tiny", device: str | None = None, dtype: str | None = None,
                  batch_size: int | str = 1, max_new_tokens: int = 256, **kwargs: Any) -> None:
         super().__init__()
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        torch_dtype = getattr(torch, dtype or ("bfloat16" if str(device).startswith("cuda") else "float32"))
-        if pretrained == "tiny":
-            self.gg = GroundingGPT.from_preset("tiny", device=device)
-            self.gg.model.to(torch_dtype)
-        else:
-            self.gg = GroundingGPT.from_pretrained(pretrained, device=device, dtype=torch_dtype)
+        from ..loading import resolve_device
+
+        device = resolve_device(device)
+        self.gg = GroundingGPT.load(pretrained, device=device, dtype=dtype or "auto")
         # "auto" batch sizing is not supported: one fixed size.
         self.batch_size_per_gpu = int(batch_size) if str(batch_size).isdigit() else 1
         self.max_new_tokens = int(max_new_tokens)

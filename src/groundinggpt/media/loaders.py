@@ -26,8 +26,10 @@ def load_image_medium(source: Any, c: Any) -> tuple[Tensor, dict[str, Any]]:
 
 
 def load_video_medium(source: Any, c: Any) -> tuple[Tensor, dict[str, Any]]:
-    """Video → ``pixel_values_videos`` [M, 3, S, S] (M frames sampled uniformly), frame size and duration."""
-    out = preprocess_video(source, num_frames=c.num_frames, size=c.image_size, mean=c.image_mean, std=c.image_std)
+    """Video → ``pixel_values_videos`` [M, 3, S, S] (M frames: uniform in time, or the released model's
+    frame indices), frame size and duration."""
+    out = preprocess_video(source, num_frames=c.num_frames, size=c.video_size or c.image_size, mean=c.image_mean,
+                           std=c.image_std, sampling=c.video_sampling, resize=c.video_resize)
     return out.pixel_values, {"original_size": tuple(out.original_size), "duration": out.duration}
 
 

@@ -56,6 +56,7 @@ from groundinggpt.media.image import (
 __all__ = [
     "DEFAULT_NUM_FRAMES",
     "ProcessedVideo",
+    "frame_indices",
     "VideoClip",
     "VideoSource",
     "load_video",
@@ -86,7 +87,8 @@ class VideoClip:
 
     Attributes:
         frames: RGB images, exactly as many as requested (frames repeat when the
-            video has fewer). Display rotation metadata is already applied.
+            video has fewer), except with ``"index"`` sampling, where a clip shorter
+            than the request gives each of its frames once. Display rotation metadata is already applied.
         timestamps: Presentation time in seconds of each returned frame, relative
             to the start of the video stream (non-decreasing).
         duration: Length of the video stream in seconds.
@@ -155,11 +157,37 @@ def sample_times(duration: float | Fraction, num_frames: int) -> list[Fraction |
     return [duration * Fraction(2 * i + 1, 2 * num_frames) for i in range(num_frames)]
 
 
+def frame_indices(num_source_frames: int, num_frames: int) -> list[int]:
+    """The released inference's frame choice: ``⌊i·n/M⌋`` for ``i < M`` from frame 0, and
+    every frame (``0 … n−1``, fewer than M) when the clip has ``n < M`` frames.
+
+    >>> frame_indices(128, 4), frame_indices(3, 4)
+    ([0, 32, 64, 96], [0, 1, 2])
+    """
+    _check_num_frames(num_frames)
+    if num_source_frames < num_frames:
+        return list(range(max(num_source_frames, 0)))
+    return [i * num_source_frames // num_frames for i in range(num_frames)]
+
+
+def _index_targets(info: _StreamInfo, num_frames: int) -> list[Fraction] | None:
+    """Times at which frames :func:`frame_indices` are on screen (the middle of each frame's
+    interval), or ``None`` when the stream says neither its frame count nor its rate."""
+    fps = info.fps
+    count = info.num_frames
+    if count is None and info.duration is not None and fps:
+        count = round(info.duration * fps)
+    if not fps or not count:
+        return None
+    return [(Fraction(k) + Fraction(1, 2)) / fps for k in frame_indices(count, num_frames)]
+
+
 def load_video(
     source: VideoSource,
     num_frames: int = DEFAULT_NUM_FRAMES,
     *,
     seek: bool | None = None,
+    sampling: str = "uniform",
 ) -> VideoClip:
     """Sample ``num_frames`` frames uniformly in time from a video.
 
@@ -170,6 +198,10 @@ def load_video(
         seek: ``True`` to seek for every target, ``False`` to decode from the start
             once, ``None`` (default) to seek only when the video has more than
             ``2 * num_frames`` frames.
+        sampling: ``"uniform"`` (the module doc's midpoints) or ``"index"`` (the authors'
+            released inference, :func:`frame_indices`: frames ``⌊i·n/M⌋`` from frame 0, all
+            ``n`` frames of a clip shorter than ``M``; a frame is found by its time, the
+            middle of its interval at the stream's average rate).
 
     Returns:
         A :class:`VideoClip`.
@@ -180,6 +212,8 @@ def load_video(
             type. The message names the source.
     """
     _check_num_frames(num_frames)
+    if sampling not in ("uniform", "index"):
+        raise ValueError(f"sampling must be 'uniform' or 'index', got {sampling!r}")
     name = describe_source(source)
     reader = _Reader(source, name)
     try:
@@ -204,7 +238,9 @@ def load_video(
             # seeks into the same GOPs would decode frames several times (and pay M
             # decoder flushes). With many frames per target, seeking skips most.
             seek = estimate is not None and estimate > _SEQUENTIAL_FRAMES_PER_SAMPLE * num_frames
-        targets = sample_times(info.duration or Fraction(0), num_frames)
+        targets = _index_targets(info, num_frames) if sampling == "index" else None
+        if targets is None:
+            targets = sample_times(info.duration or Fraction(0), num_frames)
         picks, decoded, ran_out = _sample_planned(reader, info, targets, seek=plan_seek)
         if picks is None and seek:
             picks, decoded, ran_out = _sample(reader, info, targets, seek=True)
@@ -244,6 +280,9 @@ def preprocess_video(
     mean: Sequence[float] = CLIP_MEAN,
     std: Sequence[float] = CLIP_STD,
     pad_to_square: bool = True,
+    *,
+    sampling: str = "uniform",
+    resize: str | None = None,
 ) -> ProcessedVideo:
     """Sample (if needed) and preprocess a video for the vision tower.
 
@@ -256,6 +295,10 @@ def preprocess_video(
         mean: Normaliser mean (also the pad colour).
         std: Normaliser standard deviation.
         pad_to_square: See :func:`~groundinggpt.media.image.preprocess_image`.
+        sampling: See :func:`load_video` (``"index"``: the released inference's frames).
+        resize: ``"pad"`` (``pad_to_square=True``), ``"crop"`` (``pad_to_square=False``) or
+            ``"squash"``: resized to ``size`` × ``size`` without keeping the aspect ratio
+            (bicubic), as the released inference decodes frames; ``None`` follows ``pad_to_square``.
 
     Returns:
         A :class:`ProcessedVideo` with ``pixel_values`` ``[M, 3, size, size]``.
@@ -271,13 +314,18 @@ def preprocess_video(
                 f"num_frames={num_frames} but the given clip has {len(clip.frames)} frames"
             )
     else:
-        clip = load_video(clip_or_source, DEFAULT_NUM_FRAMES if num_frames is None else num_frames)
+        clip = load_video(clip_or_source, DEFAULT_NUM_FRAMES if num_frames is None else num_frames,
+                          sampling=sampling)
+    resize = resize or ("pad" if pad_to_square else "crop")
+    if resize not in ("pad", "crop", "squash"):
+        raise ValueError(f"resize must be 'pad', 'crop' or 'squash', got {resize!r}")
     # Repeated frames are the same PIL object; resize each distinct one once.
     resized: dict[int, Image.Image] = {}
     squares = []
     for frame in clip.frames:
         if id(frame) not in resized:
-            resized[id(frame)] = resize_for_clip(frame, size, mean, pad_to_square)
+            resized[id(frame)] = (frame.resize((size, size), Image.Resampling.BICUBIC) if resize == "squash"
+                                  else resize_for_clip(frame, size, mean, resize == "pad"))
         squares.append(resized[id(frame)])
     return ProcessedVideo(
         pixel_values=normalize_frames(squares, mean, std),

@@ -23,6 +23,8 @@ from typing import Any
 
 from transformers import AutoConfig, Blip2QFormerConfig, CLIPVisionConfig, LlamaConfig, PretrainedConfig
 
+from .video_front import FRAME_ENCODERS, eva_blip2_settings
+
 
 class QFormerBranchConfig(PretrainedConfig):
     """What the video and audio branches share: learned queries, a BLIP-2 Q-Former, an adapter.
@@ -78,13 +80,35 @@ class GroundingGPTVideoConfig(QFormerBranchConfig):
             before the Q-Former (1 keeps all patches; 2 keeps a quarter). Keeps the
             Q-Former's cross-attention affordable at 64 frames × 576 patches.
         num_query_tokens: learned queries = video tokens given to the LLM (k_V).
+        frame_encoder: what encodes each frame. ``"clip"`` (the paper's text): the image
+            tower at its own size, ``frame_token_pool``-pooled patches. ``"eva_blip2"`` (the
+            authors' released model): EVA ViT-g/14 + ``ln_vision`` + the frozen BLIP-2
+            Q-Former, 32 query outputs per frame (:mod:`~groundinggpt.models.video_front`).
+        frame_encoder_config: the ``eva_blip2`` shapes (completed with the released values,
+            see :data:`~groundinggpt.models.video_front.RELEASED_EVA_BLIP2`); ``None`` for ``clip``.
+        frame_sampling: ``"uniform"`` (frames on screen at the midpoints of M equal time
+            segments) or ``"index"`` (the released inference: frames ⌊i·n/M⌋ of the n frames,
+            from frame 0; a clip of fewer than M frames gives all its n frames).
+        frame_resize: ``"pad"`` (padded to a square, like images) or ``"squash"`` (resized
+            to the square without keeping the aspect ratio, as the released inference does).
         **kwargs: the Q-Former fields of :class:`QFormerBranchConfig`.
     """
 
     model_type = "groundinggpt_video"
 
     def __init__(self, num_frames: int = 8, frame_token_pool: int = 2, num_query_tokens: int = 8,
-                 **kwargs: Any) -> None:
+                 frame_encoder: str = "clip", frame_encoder_config: dict | None = None,
+                 frame_sampling: str = "uniform", frame_resize: str = "pad", **kwargs: Any) -> None:
+        if frame_encoder not in FRAME_ENCODERS:
+            raise ValueError(f"video_config.frame_encoder must be one of {FRAME_ENCODERS}, got {frame_encoder!r}")
+        if frame_sampling not in ("uniform", "index"):
+            raise ValueError(f"video_config.frame_sampling must be 'uniform' or 'index', got {frame_sampling!r}")
+        if frame_resize not in ("pad", "squash"):
+            raise ValueError(f"video_config.frame_resize must be 'pad' or 'squash', got {frame_resize!r}")
+        self.frame_encoder = frame_encoder
+        self.frame_encoder_config = eva_blip2_settings(frame_encoder_config) if frame_encoder == "eva_blip2" else None
+        self.frame_sampling = frame_sampling
+        self.frame_resize = frame_resize
         self.num_frames = num_frames
         self.frame_token_pool = frame_token_pool
         super().__init__(num_query_tokens=num_query_tokens, **kwargs)
@@ -207,6 +231,9 @@ class GroundingGPTConfig(PretrainedConfig):
         image_token_id / video_token_id / audio_token_id: placeholder token ids in the LLM vocab.
         image_token / video_token / audio_token: their strings.
         chat_template: name of the conversation template (``"vicuna_v1"`` or ``"legacy"``).
+        media_boundary_tokens: ``{kind: [start, end]}`` tokens written around each medium's
+            placeholder run (the released model: ``<im_start>`` … ``<im_end>``, ``<vi_start>`` …
+            ``<vi_end>``, ``<so_start>`` … ``<so_end>``); ``None`` writes none (our models).
     """
 
     model_type = "groundinggpt"
@@ -234,6 +261,7 @@ class GroundingGPTConfig(PretrainedConfig):
         video_token: str = "<video>",
         audio_token: str = "<audio>",
         chat_template: str = "vicuna_v1",
+        media_boundary_tokens: dict[str, list[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         self.text_config = text_config if isinstance(text_config, PretrainedConfig) else (
@@ -267,7 +295,8 @@ class GroundingGPTConfig(PretrainedConfig):
             # image_seq_length tokens, and every image forward would fail.
             raise ValueError(f"vision_feature_select_strategy='full' (CLS kept) needs image_token_pool=1, "
                              f"got {image_token_pool}")
-        pool = self.video_config.frame_token_pool if self.video_config is not None else 1
+        clip_frames = self.video_config is not None and self.video_config.frame_encoder == "clip"
+        pool = self.video_config.frame_token_pool if clip_frames else 1
         if pool < 1 or grid % pool:
             raise ValueError(f"video_config.frame_token_pool={pool} must divide the patch grid ({grid}); "
                              "pooling would silently drop the last rows and columns of patches")
@@ -282,6 +311,14 @@ class GroundingGPTConfig(PretrainedConfig):
         self.video_token = video_token
         self.audio_token = audio_token
         self.chat_template = chat_template
+        if media_boundary_tokens is not None:
+            bad = {k: v for k, v in media_boundary_tokens.items()
+                   if k not in ("image", "video", "audio") or not isinstance(v, (list, tuple)) or len(v) != 2}
+            if bad:
+                raise ValueError(f"media_boundary_tokens must map image/video/audio to [start, end] token strings; "
+                                 f"got {bad}")
+            media_boundary_tokens = {k: list(v) for k, v in media_boundary_tokens.items()}
+        self.media_boundary_tokens = media_boundary_tokens
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(**kwargs)
 
@@ -292,6 +329,14 @@ class GroundingGPTConfig(PretrainedConfig):
         grid = self.vision_config.image_size // self.vision_config.patch_size // self.image_token_pool
         cls = 1 if self.vision_feature_select_strategy == "full" and self.image_token_pool == 1 else 0
         return grid * grid + cls
+
+    @property
+    def video_frame_size(self) -> int:
+        """Side in pixels of a video frame given to the model (the frame encoder's input)."""
+        v = self.video_config
+        if v is not None and v.frame_encoder == "eva_blip2":
+            return int(v.frame_encoder_config["vision"]["image_size"])
+        return self.vision_config.image_size
 
     @property
     def video_seq_length(self) -> int:

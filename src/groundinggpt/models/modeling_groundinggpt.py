@@ -39,6 +39,7 @@ from ..modalities import MEDIA_INPUT_NAMES, MODALITIES, Modality
 from .audio_encoder import AudioEncoderConfig, ImageBindAudioEncoder
 from .configuration_groundinggpt import GroundingGPTConfig, QFormerBranchConfig
 from .vision_cut import cut_vision_tower
+from .video_front import EvaBlip2FrameEncoder, frame_encoder_width
 
 __all__ = ["GroundingGPTForCausalLM", "GroundingGPTPreTrainedModel", "QFormerBranch", "MEDIA_INPUT_NAMES",
            "build_adapter", "pool_patch_grid"]
@@ -109,7 +110,7 @@ class GroundingGPTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
-    _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer"]
+    _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer", "Blip2EncoderLayer", "Blip2QFormerLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
         std = 0.02
@@ -147,8 +148,14 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         self.image_adapter = build_adapter(config.image_adapter, vision_width, hidden)
 
         self.video_branch = None
+        self.video_frame_encoder = None  # the released front (eva_blip2); "clip" frames use vision_tower
         if config.video_config is not None:
-            self.video_branch = QFormerBranch(config.video_config, encoder_width=vision_width, out_dim=hidden)
+            v = config.video_config
+            frame_width = vision_width
+            if v.frame_encoder == "eva_blip2":
+                self.video_frame_encoder = EvaBlip2FrameEncoder(v.frame_encoder_config)
+                frame_width = frame_encoder_width(v.frame_encoder_config)
+            self.video_branch = QFormerBranch(v, encoder_width=frame_width, out_dim=hidden)
 
         self.audio_encoder = None
         self.audio_branch = None
@@ -201,8 +208,13 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         return feats
 
     def encode_videos(self, pixel_values_videos: torch.Tensor) -> torch.Tensor:
-        """Frozen part of the video branch: [V, M, 3, S, S] → per-frame tokens [V, M, T, C_vision]."""
+        """Frozen part of the video branch: [V, M, 3, S, S] → per-frame tokens [V, M, T, C].
+
+        With the released frame encoder (``eva_blip2``) T is its 32 BLIP-2 queries per frame."""
         videos, frames = pixel_values_videos.shape[:2]
+        if self.video_frame_encoder is not None:
+            feats = self.video_frame_encoder(pixel_values_videos.flatten(0, 1))
+            return feats.reshape(videos, frames, feats.shape[1], feats.shape[2])
         feats = self._vision_patch_features(pixel_values_videos.flatten(0, 1))
         if self.config.vision_feature_select_strategy == "default":
             feats = pool_patch_grid(feats, self.config.video_config.frame_token_pool)

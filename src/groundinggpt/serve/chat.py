@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..errors import GroundingGPTError
+from ..loading import add_device_arguments, device_kwargs
 from ..grounding import format_box
 from ..processor import MEDIA_KINDS, GroundedOutput
 from .engine import load_engine
@@ -261,7 +262,7 @@ def chat_loop(session: ChatSession, stdin: TextIO | None = None, stdout: TextIO 
 
 
 def run(args: argparse.Namespace) -> int:
-    engine = load_engine(args.model)
+    engine = load_engine(args.model, **device_kwargs(args))
     session = ChatSession(engine, stream=sys.stdout, max_new_tokens=args.max_new_tokens,
                           temperature=args.temperature, top_p=args.top_p, seed=args.seed)
     for kind in MEDIA_KINDS:
@@ -285,6 +286,7 @@ def add_generation_args(p: argparse.ArgumentParser, max_new_tokens: int = 256) -
 def register(sub: Any) -> None:
     p = sub.add_parser("chat", help="multi-turn terminal chat with grounded answers")
     p.add_argument("--model", required=True, help="a model folder (or 'tiny' for a random-init demo)")
+    add_device_arguments(p)
     p.add_argument("--image", help="image file to talk about")
     p.add_argument("--video", help="video file to talk about")
     p.add_argument("--audio", help="audio file to talk about")

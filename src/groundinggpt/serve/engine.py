@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 
-def load_engine(model: str) -> Any:
-    """A model folder, or ``tiny`` for the random-init preset (answers are noise)."""
+def load_engine(model: str, device: str = "auto", dtype: str = "auto") -> Any:
+    """A model folder, or ``tiny`` for the random-init preset (answers are noise), through
+    :meth:`groundinggpt.api.GroundingGPT.load` (``auto``: bfloat16 on CUDA, float32 on CPU)."""
     from ..api import GroundingGPT
 
-    engine = GroundingGPT.from_preset("tiny") if model == "tiny" else GroundingGPT.from_pretrained(model)
-    return engine
+    return GroundingGPT.load(model, device=device, dtype=dtype)

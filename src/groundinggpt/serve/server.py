@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import GroundingGPTError, MediaError
+from ..loading import add_device_arguments, device_kwargs
 from .errors import APIError, error_body
 from .media_sources import MediaResolver
 from .protocol import (ChatRequest, Limits, completion_body, final_chunk, new_id, parse_request, stream_chunk,
@@ -335,7 +336,7 @@ def run(args: argparse.Namespace) -> int:
                     media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue,
                     scheduler=args.scheduler, media_workers=args.media_workers,
                     read_timeout_s=args.read_timeout)
-    engine = load_engine(args.model)
+    engine = load_engine(args.model, **device_kwargs(args))
     name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
     log.info("serving %s on http://%s:%d/v1 with %s", name, args.host, args.port, asdict(limits))
     uvicorn.run(create_app(engine, limits, model_name=name, docs=args.docs), host=args.host, port=args.port,
@@ -347,6 +348,7 @@ def register(sub: Any) -> None:
     d = Limits()
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP server (/v1/chat/completions)")
     p.add_argument("--model", required=True, help="a model folder (or 'tiny' for a random-init demo)")
+    add_device_arguments(p)
     p.add_argument("--model-name", help="the model id clients see (default: the folder's name)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")

@@ -18,6 +18,7 @@ import os
 from typing import Any
 
 from ..errors import GroundingGPTError
+from ..loading import add_device_arguments, device_kwargs
 from .chat import describe_entities, user_turn
 from .engine import load_engine
 
@@ -181,7 +182,7 @@ def launch(demo: Any, host: str = "127.0.0.1", port: int = 7860, block: bool = T
 
 
 def run(args: argparse.Namespace) -> int:
-    demo = build_demo(load_engine(args.model), max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+    demo = build_demo(load_engine(args.model, **device_kwargs(args)), max_new_tokens=args.max_new_tokens, temperature=args.temperature,
                       top_p=args.top_p, seed=args.seed)
     launch(demo, args.host, args.port)
     return 0
@@ -192,6 +193,7 @@ def register(sub: Any) -> None:
 
     p = sub.add_parser("web", help="Gradio page: upload media, chat, see boxes and time spans")
     p.add_argument("--model", required=True, help="a model folder (or 'tiny' for a random-init demo)")
+    add_device_arguments(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: loopback only)")
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     add_generation_args(p)

@@ -34,7 +34,7 @@ from typing import Any
 from torch import nn
 
 #: Top-level modules that are never trained: the pretrained encoders.
-ALWAYS_FROZEN = ("vision_tower", "audio_encoder")
+ALWAYS_FROZEN = ("vision_tower", "video_frame_encoder", "audio_encoder")
 #: The modality branches: encoder output → LLM-width tokens.
 BRANCHES = ("image_adapter", "video_branch", "audio_branch")
 

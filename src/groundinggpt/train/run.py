@@ -218,9 +218,7 @@ def load_samples(config: TrainConfig, seed: int) -> tuple[list[Sample], dict[str
 
 def build_model(config: TrainConfig, seed: int = 0):
     """``(model, processor)`` from a preset name or a model folder (see :class:`TrainConfig`)."""
-    from ..models import GroundingGPTForCausalLM
     from ..presets import PRESETS, build_preset
-    from ..processor import GroundingGPTProcessor
 
     dtype = getattr(torch, config.load_dtype)
     name = config.model
@@ -237,10 +235,14 @@ def build_model(config: TrainConfig, seed: int = 0):
         check_model_parts(parts)
         model, processor = build_preset(name, dtype=dtype, **parts)
     elif Path(name).is_dir():
-        if not (Path(name) / "config.json").is_file():
+        from ..api import GroundingGPT
+        from ..convert.lego import is_lego_folder
+
+        if not (Path(name) / "config.json").is_file() and not is_lego_folder(name):
             raise RecipeError(f"--model {name}: the folder has no config.json (not a saved GroundingGPT model)")
-        model = GroundingGPTForCausalLM.from_pretrained(name, dtype=dtype, local_files_only=True)
-        processor = GroundingGPTProcessor.from_pretrained(name)
+        # The one loader (a released LEGO folder is refused there); the Trainer places the model.
+        loaded = GroundingGPT.load(name, device="cpu", dtype=dtype)
+        model, processor = loaded.model, loaded.processor
     else:
         raise RecipeError(f"--model {name!r}: expected one of {', '.join(PRESETS)} or a model folder")
     return model, processor
