@@ -294,3 +294,50 @@ def test_typed_start_token_stays_text(converted):
     tok = lf.released_tokenizer()
     for token in lf.RELEASED_TOKENS:
         assert tok.convert_tokens_to_ids(token) not in ids
+
+
+# ---- front ends on a converted folder --------------------------------------------------------------
+
+
+def test_chat_and_serve_on_a_converted_folder(released, media, monkeypatch, capsys):
+    import base64
+    import io
+
+    *_, dst, _ = released
+    monkeypatch.setattr("sys.stdin", io.StringIO("What is there?\n"))
+    code = cli_main(["chat", "--model", str(dst), "--image", str(media / "x.png"), "--device", "cpu",
+                     "--dtype", "float32", "--max-new-tokens", "3"])
+    assert code == 0, capsys.readouterr().err
+    from fastapi.testclient import TestClient
+
+    from groundinggpt.serve.engine import load_engine
+    from groundinggpt.serve.server import Limits, create_app
+    image = "data:image/png;base64," + base64.b64encode((media / "x.png").read_bytes()).decode()
+    with TestClient(create_app(load_engine(str(dst), device="cpu"), Limits())) as client:
+        r = client.post("/v1/chat/completions", json={"model": "x", "max_tokens": 3, "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": image}},
+                                         {"type": "text", "text": "Where is it?"}]}]})
+    assert r.status_code == 200, r.text
+    assert r.json()["choices"][0]["message"]["grounding"]["image_size"] == [44, 30]
+
+
+def test_shards_are_read_one_at_a_time(tmp_path, monkeypatch):
+    import groundinggpt.convert.lego as lego
+
+    src, clip, _ = lf.write_released_folder(tmp_path / "a")
+    real, state = lego._open_shard, {"open": 0, "most": 0, "opened": 0}
+
+    def counting(path):
+        shapes, get, close = real(path)
+        state["open"] += 1
+        state["opened"] += 1
+        state["most"] = max(state["most"], state["open"])
+
+        def closing():
+            state["open"] -= 1
+            close()
+        return shapes, get, closing
+
+    monkeypatch.setattr(lego, "_open_shard", counting)
+    convert_lego(src, clip, tmp_path / "out", log=lambda _: None)
+    assert state == {"open": 0, "most": 1, "opened": 4}  # 2 shards, read twice (names, then tensors)

@@ -64,7 +64,7 @@ def test_released_folder_is_named_everywhere(lego_folder):
         build_from_pretrained_parts(lego_folder, lego_folder)
 
 
-@pytest.mark.parametrize("command", ["chat", "serve", "web", "info", "eval"])
+@pytest.mark.parametrize("command", ["chat", "serve", "web", "eval"])
 def test_every_model_command_takes_device_and_dtype(command, monkeypatch, capsys, folder):
     seen = {}
 
@@ -85,9 +85,26 @@ def test_every_model_command_takes_device_and_dtype(command, monkeypatch, capsys
     assert seen == {"spec": str(folder), "device": "cpu", "dtype": "bfloat16"}
 
 
-def test_chat_refuses_a_released_folder(lego_folder, capsys):
+def test_chat_and_info_refuse_a_released_folder(lego_folder, capsys):
     assert cli_main(["chat", "--model", str(lego_folder)]) == 2
     assert "groundinggpt convert lego" in capsys.readouterr().err
+    assert cli_main(["info", "--model", str(lego_folder)]) == 2
+    assert "groundinggpt convert lego" in capsys.readouterr().err
+
+
+def test_info_loads_in_the_given_dtype(folder, monkeypatch, capsys):
+    from groundinggpt.models import GroundingGPTForCausalLM
+
+    real, seen = GroundingGPTForCausalLM.from_pretrained, {}
+
+    def spy(*args, **kwargs):
+        model = real(*args, **kwargs)
+        seen["dtype"] = next(model.parameters()).dtype
+        return model
+
+    monkeypatch.setattr(GroundingGPTForCausalLM, "from_pretrained", spy)
+    assert cli_main(["info", "--model", str(folder), "--dtype", "bfloat16", "--device", "cpu"]) == 0
+    assert seen["dtype"] == torch.bfloat16 and '"total_parameters"' in capsys.readouterr().out
 
 
 def test_auto_processor_round_trip(folder, tmp_path):

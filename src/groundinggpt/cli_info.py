@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from .loading import add_device_arguments, device_kwargs
+from .loading import add_device_arguments
 
 
 def describe(model) -> dict:
@@ -37,9 +37,13 @@ def run(args: argparse.Namespace) -> int:
         with torch.device("meta"):  # shapes only: no memory, no weights
             model = GroundingGPTForCausalLM(paper_config(args.model.rsplit("-", 1)[1]))
     elif Path(args.model).is_dir():
-        from .api import GroundingGPT
+        # The loader's checks and dtype rules; the weights only (a bare model folder has no processor).
+        from .loading import check_project_folder, resolve_device, resolve_dtype
 
-        model = GroundingGPT.load(args.model, **device_kwargs(args)).model
+        device = resolve_device(args.device)
+        path = check_project_folder(args.model)
+        model = GroundingGPTForCausalLM.from_pretrained(path, dtype=resolve_dtype(args.dtype, device),
+                                                        local_files_only=True).to(device)
     else:
         raise SystemExit(f"--model {args.model!r}: expected tiny, groundinggpt-7b, groundinggpt-13b or a model folder")
     print(json.dumps(describe(model), indent=2))

@@ -15,7 +15,7 @@ Conversion runs in two passes over the shards:
    parameter of the project model built from it must be filled — else nothing is
    written and the error names the tensors;
 2. one input shard at a time: its tensors are renamed (EVA's q/v biases fused) and
-   written as one output shard, so peak memory is about one shard plus what is written.
+   written as one output shard: one input shard and its output are in memory at a time.
 
 Head counts cannot be read from tensors: they follow the released models' head widths
 (EVA 88, BERT Q-Formers and the ImageBind audio trunk 64) unless given.

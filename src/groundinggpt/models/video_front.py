@@ -106,6 +106,12 @@ class EvaBlip2FrameEncoder(nn.Module):
         self.query_tokens = nn.Parameter(torch.zeros(1, settings["num_query_tokens"], qcfg.hidden_size))
         nn.init.normal_(self.query_tokens, std=qcfg.initializer_range)
 
+    def train(self, mode: bool = True) -> EvaBlip2FrameEncoder:
+        """Always in eval mode, as the released code keeps it (LAVIS's ``disabled_train``): the
+        BLIP-2 Q-Former's dropout (0.1) would otherwise make a frozen encoder's output random
+        during training, and differ from what the feature cache stored."""
+        return super().train(False)
+
     @property
     def image_size(self) -> int:
         return self.vision.config.image_size
