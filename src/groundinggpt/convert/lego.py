@@ -269,6 +269,7 @@ class ConversionReport:
     mapped: int = 0
     fused_qkv_biases: int = 0
     from_vision_folder: int = 0
+    clip_left_out: list[str] = field(default_factory=list)  # CLIP layers after vision_feature_layer
     dropped: dict[str, list[str]] = field(default_factory=dict)
     mapping: list[tuple[str, str]] = field(default_factory=mapping_table)
 
@@ -276,7 +277,8 @@ class ConversionReport:
         lines = [f"converted {self.source} → project layout",
                  f"  mapped released tensors: {self.mapped} (of which {2 * self.fused_qkv_biases} EVA q/v biases "
                  f"fused into {self.fused_qkv_biases} qkv biases)",
-                 f"  CLIP tensors from {self.vision}: {self.from_vision_folder}"]
+                 f"  CLIP tensors from {self.vision}: {self.from_vision_folder} (left out: "
+                 f"{len(self.clip_left_out)} of layers after vision_feature_layer, never run)"]
         total = sum(len(v) for v in self.dropped.values())
         lines.append(f"  dropped released tensors: {total}")
         lines += [f"    {len(keys):6d}  {reason}" for reason, keys in sorted(self.dropped.items())]
@@ -285,6 +287,7 @@ class ConversionReport:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "vision": self.vision, "mapped": self.mapped,
                 "fused_qkv_biases": self.fused_qkv_biases, "from_vision_folder": self.from_vision_folder,
+                "clip_left_out": self.clip_left_out,
                 "dropped": self.dropped, "mapping": [list(r) for r in self.mapping]}
 
 
@@ -310,6 +313,17 @@ def _vision_tower_state(vision: Path) -> tuple[Any, dict[str, torch.Tensor]]:
     _check_kind(vision, "--vision", lambda t: t in ("clip", "clip_vision_model"), "a CLIP ViT-L/14-336 folder")
     tower = CLIPVisionModel.from_pretrained(str(vision), local_files_only=True)
     return tower.config, {"vision_tower." + k: v for k, v in tower.state_dict().items()}
+
+
+def _cut_clip_layers(state: dict[str, torch.Tensor], config: Any) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """CLIP's tensors minus the encoder layers after ``vision_feature_layer``: the model's tower
+    is cut there (:mod:`groundinggpt.models.vision_cut`) and never runs them."""
+    from ..models.vision_cut import kept_vision_layers
+
+    kept = kept_vision_layers(config.vision_config.num_hidden_layers, config.vision_feature_layer)
+    layer = re.compile(r"vision_tower\.(?:vision_model\.)?encoder\.layers\.(\d+)\.")
+    unused = sorted(k for k in state if (m := layer.match(k)) and int(m.group(1)) >= kept)
+    return {k: v for k, v in state.items() if k not in set(unused)}, unused
 
 
 def _classify(shapes: dict[str, tuple]) -> tuple[dict[str, Any], dict[str, list[str]], list[str]]:
@@ -407,11 +421,13 @@ def convert_lego(src: str | Path, vision: str | Path, dst: str | Path, *, heads:
                               f"{config.text_config.vocab_size} rows")
     with torch.device("meta"):
         model_shapes = {k: tuple(v.shape) for k, v in GroundingGPTForCausalLM(config).state_dict().items()}
+    vision_state, unused_clip = _cut_clip_layers(vision_state, config)
     _check_targets(model_shapes, released, mapped, vision_state)
 
     # Pass 2: one shard in, one shard out.
     dst.mkdir(parents=True, exist_ok=True)
     report = ConversionReport(source=str(src), vision=str(vision), dropped={r: sorted(k) for r, k in dropped.items()})
+    report.clip_left_out = unused_clip
     total = len(files) + 1
     weight_map: dict[str, str] = {}
     size = 0
