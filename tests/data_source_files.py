@@ -25,13 +25,16 @@ def refcoco(root: Path) -> Path:
          "sentences": [{"sent": "left guy", "raw": "left guy", "sent_id": 12, "tokens": []}]},
         {"ref_id": 3, "ann_id": 101, "image_id": 7, "split": "train", "category_id": 1,
          "sentences": [{"sent": "far right", "raw": "far right", "sent_id": 13, "tokens": []}]},
+        {"ref_id": 4, "ann_id": 100, "image_id": 7, "split": "train", "category_id": 99,
+         "sentences": [{"sent": "a thing", "raw": "a thing", "sent_id": 14, "tokens": []}]},
     ]
     root.mkdir(parents=True, exist_ok=True)
     (root / "refs(unc).p").write_bytes(pickle.dumps(refs, protocol=2))
     _w(root / "instances.json", json.dumps({
         "images": [{"id": 7, "file_name": "COCO_train2014_000000000007.jpg", "width": 640, "height": 480}],
         "annotations": [{"id": 100, "image_id": 7, "bbox": [64, 48, 320, 240], "category_id": 1},
-                        {"id": 101, "image_id": 7, "bbox": [600, 400, 100, 100], "category_id": 1}]}))
+                        {"id": 101, "image_id": 7, "bbox": [600, 400, 100, 100], "category_id": 1}],
+        "categories": [{"id": 1, "name": "person", "supercategory": "person"}]}))
     return root
 
 

@@ -72,7 +72,7 @@ def test_stage2_build_values_counts_and_stats(world, tmp_path):
     assert stats["conversion"]["charades-sta"]["rejected"] == {
         "span_outside_video": 1, "unknown_video": 1, "malformed": 1}
     rejected = [json.loads(line) for line in (out / "rejected.jsonl").read_text().splitlines()]
-    assert len(rejected) == 5 and {r["source"] for r in rejected} == {"refcoco", "charades-sta", "vggss"}
+    assert len(rejected) == 6 and {r["source"] for r in rejected} == {"refcoco", "charades-sta", "vggss"}
     for png in ("per_source", "per_task", "per_modality", "tokens", "box_area", "span_length"):
         assert (out / f"{png}.png").stat().st_size > 1000
     assert "| charades-sta | 2 | 2 |" in (out / "stats.md").read_text()

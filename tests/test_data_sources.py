@@ -54,8 +54,9 @@ def test_refcoco_rec_reg_boxes_split_and_outside(tmp_path):
     assert s["refcoco-rec-11"].stage == 2 and s["refcoco-rec-11"].source == "refcoco"
     assert s["refcoco-rec-11"].meta["ann_id"] == 100
     assert "refcoco-rec-12" not in s            # testA is a benchmark split
-    assert rep.rejected == {"box_outside_image": 1} and rep.skipped == {"split testA": 1}
+    assert rep.rejected == {"box_outside_image": 1, "unknown_category": 1} and rep.skipped == {"split testA": 1}
     assert rej[0]["where"].endswith("refs(unc).p:ref #2") and rej[0]["reason"] == "box_outside_image"
+    assert rej[1]["where"].endswith("refs(unc).p:ref #3") and rej[1]["reason"] == "unknown_category"
 
 
 def test_visual_genome_boxes_paths_and_json_path_of_rejections(tmp_path):

@@ -11,7 +11,9 @@ Images: COCO ``train2014/<instances file_name>``.
 Conventions: COCO ``bbox`` is ``[x, y, w, h]`` in continuous pixel coordinates of the
 original image (top-left origin), so the box is ``[x/W, y/H, (x+w)/W, (y+h)/H]`` with
 W, H the ``instances.json`` size. Only refs of the ``splits`` option (default
-``["train"]``) are converted: val/test refs are the benchmarks. One REC and one REG
+``["train"]``) are converted: val/test refs are the benchmarks. A ref whose category is
+not among ``instances.json`` ``categories`` (when the file lists them) is rejected
+``unknown_category``. One REC and one REG
 sample per sentence (``sent``, the toolkit's processed text).
 """
 
@@ -29,7 +31,7 @@ FILES = "refs(unc|umd|google).p + instances.json; images COCO train2014/"
 _DEFAULT_SPLIT_BY = {"refcoco": "unc", "refcoco+": "unc", "refcocog": "umd"}
 
 
-def _index(ctx: Context) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]]]:
+def _index(ctx: Context) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str, Any]], set | None]:
     from ..jsonstream import iter_array_at
 
     path = ctx.require_file(ctx.opt("instances", "instances.json"), "COCO instances.json")
@@ -41,14 +43,15 @@ def _index(ctx: Context) -> tuple[dict[int, dict[str, Any]], dict[int, dict[str,
     for where, ann in iter_array_at(path, "annotations.item", "$.annotations"):
         if isinstance(ann, dict) and "id" in ann:
             anns[ann["id"]] = ann
-    return images, anns
+    categories = {c.get("id") for _, c in iter_array_at(path, "categories.item", "$.categories") if isinstance(c, dict)}
+    return images, anns, categories or None
 
 
 def convert(ctx: Context) -> Iterator[dict[str, Any]]:
     split_by = ctx.opt("split_by", _DEFAULT_SPLIT_BY.get(ctx.source, "unc"))
     refs_path = ctx.require_file(ctx.opt("refs", f"refs({split_by}).p"), "the refer toolkit's refs pickle")
     refs = load_refs_pickle(refs_path)
-    images, anns = _index(ctx)
+    images, anns, categories = _index(ctx)
     splits = set(ctx.opt("splits", ["train"]))
     tasks = set(ctx.opt("tasks", ["rec", "reg"]))
     image_dir = ctx.path("image_dir", "train2014")
@@ -57,14 +60,18 @@ def convert(ctx: Context) -> Iterator[dict[str, Any]]:
         if ref.get("split") not in splits:
             ctx.skip(f"split {ref.get('split')}")
             continue
-        yield from guarded(ctx, where, ref.get("ref_id"), lambda: _ref(ctx, ref, images, anns, image_dir, tasks))
+        yield from guarded(ctx, where, ref.get("ref_id"), lambda: _ref(ctx, ref, images, anns, categories, image_dir, tasks))
 
 
-def _ref(ctx: Context, ref: dict, images: dict, anns: dict, image_dir, tasks: set[str]) -> Iterator[dict]:
+def _ref(ctx: Context, ref: dict, images: dict, anns: dict, categories: set | None, image_dir,
+         tasks: set[str]) -> Iterator[dict]:
     ann_id = field_of(ref, "ann_id", int, "a COCO annotation id")
     ann = anns.get(ann_id)
     if ann is None:
         raise Rejected("unknown_annotation", f"ann_id {ann_id} is not in instances.json")
+    category = ref.get("category_id", ann.get("category_id"))
+    if categories is not None and category not in categories:
+        raise Rejected("unknown_category", f"category_id {category!r} is not in instances.json categories")
     img = images.get(ref.get("image_id"))
     if img is None:
         raise Rejected("unknown_image", f"image_id {ref.get('image_id')!r} is not in instances.json")
