@@ -118,3 +118,22 @@ def test_auto_processor_round_trip(folder, tmp_path):
     assert again(messages)["input_ids"].tolist() == original(messages)["input_ids"].tolist()
     model = AutoModelForCausalLM.from_pretrained(folder)
     assert type(model).__name__ == "GroundingGPTForCausalLM"
+
+
+def test_parts_take_an_audio_folder_as_the_audio_loader_does(tmp_path):
+    """build_from_pretrained_parts(audio=FOLDER): a folder of shards (here the released layout,
+    whose audio tower sits under model.audio_encoder.) is what load_imagebind_audio_weights reads."""
+    import lego_fixture as lf
+    from test_presets import _vicuna_like_folder
+
+    from groundinggpt.models.configuration_groundinggpt import GroundingGPTAudioConfig
+    from groundinggpt.presets import build_from_pretrained_parts
+
+    src, clip, sd = lf.write_released_folder(tmp_path / "released")
+    _vicuna_like_folder(tmp_path / "llm")
+    encoder = dict(embed_dim=lf.AUD_W, depth=lf.AUD_DEPTH, num_heads=1, patch_stride=lf.AUD_STRIDE, out_dim=lf.AUD_OUT)
+    model, _ = build_from_pretrained_parts(tmp_path / "llm", clip, src, video_config=None,
+                                           audio_config=GroundingGPTAudioConfig(encoder=encoder, num_query_tokens=2))
+    assert torch.equal(model.audio_encoder.head_proj.weight, sd["model.audio_encoder.modality_heads.audio.2.weight"])
+    assert torch.equal(model.audio_encoder.blocks[1].attn.in_proj_weight,
+                       sd["model.audio_encoder.modality_trunks.audio.blocks.1.attn.in_proj_weight"])
