@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import av
 import numpy as np
 import pytest
 import soundfile as sf
@@ -31,6 +34,39 @@ def make_video_frames(n: int = 12, width: int = 64, height: int = 48) -> list[np
         f[:, : (k * width) // n] = (200, 40, 40)
         frames.append(f)
     return frames
+
+
+def webm_opus(seconds: float, live: bool = True) -> bytes:
+    """A WebM/Opus as a browser's MediaRecorder writes it: with ``live``, no Duration element."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="webm", options={"live": "1"} if live else {}) as c:
+        stream = c.add_stream("libopus", rate=48000, layout="mono")
+        t = np.arange(int(48000 * seconds)) / 48000
+        x = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+        for i in range(0, len(x), 48000):
+            frame = av.AudioFrame.from_ndarray(x[None, i:i + 48000], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = 48000, i
+            for packet in stream.encode(frame):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return buf.getvalue()
+
+
+def mkv_video(seconds: float, fps: int = 10, size: tuple[int, int] = (64, 48), live: bool = True) -> bytes:
+    """A Matroska video; with ``live`` its header carries no duration."""
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="matroska", options={"live": "1"} if live else {}) as c:
+        stream = c.add_stream("mpeg4", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(int(seconds * fps)):
+            img = np.full((size[1], size[0], 3), (i * 7) % 256, dtype=np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                c.mux(packet)
+        for packet in stream.encode(None):
+            c.mux(packet)
+    return buf.getvalue()
+
 
 
 @pytest.fixture

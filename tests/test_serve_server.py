@@ -584,3 +584,22 @@ def test_body_type_docs_and_a_lying_content_length(media_root):
 
     with TestClient(create_app(chatty_tiny(), Limits(), docs=True)) as tc:  # opt-in
         assert tc.get("/openapi.json").status_code == 200
+
+
+def test_media_limits_hold_for_what_is_decoded(client):
+    """The server's length and pixel limits hold when the header cannot tell: a WebM/Opus without
+    a Duration (as browsers record it) and video frames larger than an image may be."""
+    from conftest import mkv_video, webm_opus
+
+    def audio(data):
+        return [{"type": "input_audio", "input_audio": {"data": base64.b64encode(data).decode(), "format": "webm"}},
+                {"type": "text", "text": "?"}]
+
+    e = bad(client, 400, "media_too_long", audio(webm_opus(12.0)))  # the limit is 10 s
+    assert e["param"] == "messages[0].content[0]" and "lasts more than 10 s" in e["message"]
+    assert ask(client, audio(webm_opus(3.0))).choices[0].message.grounding["duration"] == pytest.approx(3.0, abs=0.05)
+    # 400 x 300 = 120,000 pixels per frame, over the 100,000 an image may have
+    e = bad(client, 400, "media_too_large", url_part("video", data_url(mkv_video(1.0, size=(400, 300)), "video/webm")))
+    assert "expected at most 100000 pixels per frame" in e["message"]
+    e = bad(client, 400, "media_too_long", url_part("video", data_url(mkv_video(12.0, fps=2), "video/webm")))
+    assert "lasts more than 10 s" in e["message"]

@@ -23,3 +23,19 @@ class MediaError(GroundingGPTError, ValueError):
 
 class InputError(GroundingGPTError, ValueError):
     """A message, request or sample does not have the expected structure."""
+
+
+class MediaLimitError(MediaError):
+    """A medium decodes to more than a configured limit allows (seconds, samples, pixels).
+
+    Raised while decoding, as soon as the limit is passed, so the cost of a hostile
+    file is bounded by the limit and not by the file.
+
+    Attributes:
+        code: ``"media_too_long"`` (seconds) or ``"media_too_large"`` (samples, pixels);
+            the server's error code.
+    """
+
+    def __init__(self, message: str, code: str = "media_too_large"):
+        super().__init__(message)
+        self.code = code

@@ -29,6 +29,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from dataclasses import asdict, dataclass, field
@@ -84,7 +85,11 @@ class ProcessorConfig:
     system_prompt: str | None = None
     # How many media of each kind one conversation may hold (the paper trains with one).
     max_media: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEDIA_KINDS, 1))
-    max_image_pixels: int = 64_000_000  # refuse decompression bombs before decoding them
+    max_image_pixels: int = 64_000_000  # refuse decompression bombs before decoding them; also per video frame
+    # Decoding limits, counted on what is decoded (see groundinggpt.media.limits.DecodeLimits).
+    max_media_seconds: float = 3600.0
+    max_audio_samples: int = 3600 * 96_000 * 2
+    max_video_pixels: int = 8_000_000_000
 
     @classmethod
     def from_model_config(cls, config: Any, **overrides: Any) -> ProcessorConfig:
@@ -325,7 +330,8 @@ class GroundingGPTProcessor(ProcessorMixin):
                 try:
                     loaded[(i, j)] = load(kind, source)
                 except MediaError as e:
-                    located = MediaError(f"{where}, message {i}, part {j}: {e}")
+                    located = copy.copy(e)  # keeps the class (MediaLimitError) and its code
+                    located.args = (f"{where}, message {i}, part {j}: {e}",)
                     located.part, located.reason = (i, j), str(e)
                     raise located from e
         return loaded

@@ -15,16 +15,17 @@ exactly as ImageBind's ``load_and_transform_audio_data`` prepares it:
 
 The result has shape ``[num_clips, 1, 128, 204]``.
 
-Decoding uses soundfile (WAV, FLAC, OGG, MP3 through libsndfile) first and falls back
-to PyAV (FFmpeg) for everything else, including the audio track of a video file.
-Nothing here needs torchaudio.
+Decoding (:mod:`groundinggpt.media.audio_decode`) uses soundfile (WAV, FLAC, OGG, MP3
+through libsndfile) first and falls back to PyAV (FFmpeg) for everything else,
+including the audio track of a video file. It mixes down and resamples block by block
+and stops at the :class:`~groundinggpt.media.limits.DecodeLimits`, so memory is bounded
+by the limits, not by the file. Nothing here needs torchaudio.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
 import math
 import os
 import re
@@ -39,7 +40,11 @@ import torch
 from torch import Tensor
 
 from groundinggpt.errors import MediaError
+from groundinggpt.media.audio_decode import (EXPECTED_AUDIO, MIN_SAMPLE_RATE, MIN_SECONDS,  # noqa: F401 - re-exported
+                                             check_audio_extent, decode_audio)
 from groundinggpt.media.fbank import kaldi_fbank
+from groundinggpt.media.limits import DecodeLimits
+from groundinggpt.media.resample import check_rate, resample_waveform
 
 __all__ = [
     "AUDIO_MEAN",
@@ -59,13 +64,7 @@ AUDIO_MEAN = -4.268
 AUDIO_STD = 9.138
 #: ImageBind's audio sampling rate.
 TARGET_SAMPLE_RATE = 16000
-#: Lowest source rate accepted. Recordings use 8 kHz and up; a header claiming a few Hz
-#: would make resampling to 16 kHz multiply the samples (and the memory) by thousands.
-MIN_SAMPLE_RATE = 4000
-#: Shortest audio accepted: one 25 ms fbank window; less would be pure padding.
-MIN_SECONDS = 0.025
-
-_EXPECTED = "a WAV/FLAC/OGG/MP3/M4A/AAC file or a video file with an audio track"
+_EXPECTED = EXPECTED_AUDIO
 
 
 @dataclass(frozen=True)
@@ -102,110 +101,7 @@ class ProcessedAudio:
 AudioSource = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, tuple[Any, int], AudioWaveform]
 
 
-# --------------------------------------------------------------------------------------
-# Resampling
-# --------------------------------------------------------------------------------------
-
-
-def _check_rate(rate: Any, what: str) -> int:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{what} must be a positive integer number of Hz, got {rate!r}")
-    if not math.isfinite(float(rate)) or float(rate) <= 0 or float(rate) != int(rate):
-        raise ValueError(f"{what} must be a positive integer number of Hz, got {rate!r}")
-    return int(rate)
-
-
-def resample_waveform(
-    waveform: Tensor,
-    orig_freq: int,
-    new_freq: int,
-    *,
-    lowpass_filter_width: int = 6,
-    rolloff: float = 0.99,
-) -> Tensor:
-    """Band-limited resampling with a Hann-windowed sinc filter.
-
-    This computes the same thing as ``torchaudio.functional.resample`` with its
-    defaults (``sinc_interp_hann``): the rates are reduced by their gcd to
-    ``orig : new``; output sample ``j`` is the input convolved with a windowed sinc
-    of cutoff ``min(orig, new) * rolloff / 2`` (in reduced units) centred on input
-    position ``j * orig / new``, using the input samples within
-    ``lowpass_filter_width`` zero crossings. Only the ``new`` distinct filter phases
-    are built, and the non-zero taps are gathered directly, so memory stays small
-    even for awkward ratios such as 44101 -> 16000. The signal is treated as zero
-    outside its support, like torchaudio.
-
-    Args:
-        waveform: Float tensor ``[..., T]``.
-        orig_freq: Input rate in Hz (integer).
-        new_freq: Output rate in Hz (integer).
-        lowpass_filter_width: Number of sinc zero crossings on each side.
-        rolloff: Cutoff as a fraction of the lower Nyquist frequency (< 1 leaves
-            room for the filter's transition band, reducing aliasing).
-
-    Returns:
-        Tensor ``[..., ceil(T * new_freq / orig_freq)]`` with the input's dtype. The
-        input itself is returned when the rates are equal.
-
-    Raises:
-        ValueError: For non-integer or non-positive rates, a non-float waveform or
-            bad filter settings.
-    """
-    orig = _check_rate(orig_freq, "orig_freq")
-    new = _check_rate(new_freq, "new_freq")
-    if not waveform.is_floating_point():
-        raise ValueError(f"waveform must be a floating-point tensor, got {waveform.dtype}")
-    if lowpass_filter_width < 1:
-        raise ValueError(f"lowpass_filter_width must be >= 1, got {lowpass_filter_width}")
-    if not 0.0 < rolloff <= 1.0:
-        raise ValueError(f"rolloff must be in (0, 1], got {rolloff}")
-    if orig == new:
-        return waveform
-
-    g = math.gcd(orig, new)
-    orig, new = orig // g, new // g
-    length = waveform.shape[-1]
-    out_length = -(-new * length // orig)  # ceil(new * T / orig), exact in integers
-    lead_shape = waveform.shape[:-1]
-    x = waveform.reshape(-1, length)
-    if out_length == 0 or x.shape[0] == 0:
-        return waveform.new_zeros((*lead_shape, out_length))
-
-    base = min(orig, new) * rolloff
-    # Half-width of the filter in input samples, rounded up as torchaudio does.
-    width = math.ceil(lowpass_filter_width * orig / base)
-    taps = 2 * width + 2  # covers [c - width, c + width + 1] around any centre c
-
-    # Phase p produces outputs j = k * new + p, centred on input k * orig + p * orig / new.
-    phase = torch.arange(new, dtype=torch.int64)
-    first = torch.div(phase * orig, new, rounding_mode="floor") - width  # first tap offset
-    offsets = first[:, None] + torch.arange(taps)  # [new, taps], relative to k * orig
-    # Distance to the centre in units of the filter's zero crossings, from an exact
-    # integer numerator so every phase is as precise as float64 allows.
-    t = (offsets * new - phase[:, None] * orig).to(torch.float64) * (base / (orig * new))
-    inside = t.abs() <= lowpass_filter_width
-    hann = torch.cos(t * (math.pi / (2 * lowpass_filter_width))).square()
-    weights = torch.where(inside, torch.sinc(t) * hann, torch.zeros_like(t)) * (base / orig)
-    weights = weights.to(dtype=waveform.dtype, device=waveform.device)
-
-    # Zero-pad so every gathered index is valid.
-    pad_left = width + 1
-    last_start = ((out_length - 1) // new) * orig + int(first.max()) + taps - 1
-    pad_right = max(0, last_start - (length - 1))
-    xp = torch.nn.functional.pad(x, (pad_left, pad_right))
-
-    device = waveform.device
-    first = first.to(device)
-    tap_range = torch.arange(taps, device=device)
-    out = x.new_empty((x.shape[0], out_length))
-    # Bound the gathered [rows, chunk, taps] block to ~4M elements.
-    chunk = max(1, (1 << 22) // (taps * x.shape[0]))
-    for start in range(0, out_length, chunk):
-        j = torch.arange(start, min(out_length, start + chunk), device=device)
-        k, p = torch.div(j, new, rounding_mode="floor"), j % new
-        idx = (k * orig + first[p] + pad_left)[:, None] + tap_range
-        out[:, start : start + j.numel()] = (xp[:, idx] * weights[p]).sum(-1)
-    return out.reshape(*lead_shape, out_length)
+_check_rate = check_rate
 
 
 # --------------------------------------------------------------------------------------
@@ -238,64 +134,6 @@ def _decode_data_url(url: str) -> bytes:
     if not data:
         raise MediaError(f"{name}: the payload is empty; expected {_EXPECTED}")
     return data
-
-
-def _decode_with_soundfile(file: Any) -> tuple[np.ndarray, int] | None:
-    """Returns ``([channels, T] float32, rate)``, or None if libsndfile cannot read it."""
-    import soundfile
-
-    try:
-        data, rate = soundfile.read(file, dtype="float32", always_2d=True)
-    except (RuntimeError, TypeError, ValueError, EOFError):
-        # LibsndfileError is a RuntimeError; anything libsndfile cannot parse goes to FFmpeg.
-        return None
-    return np.ascontiguousarray(data.T), int(rate)
-
-
-def _decode_with_pyav(file: Any, name: str) -> tuple[np.ndarray, int]:
-    """Decodes the first audio stream with FFmpeg; returns ``([channels, T] float32, rate)``."""
-    import av  # imported here: soundfile decodes most files without it
-
-    from groundinggpt.media.containers import open_input
-
-    try:
-        container = open_input(file)
-    except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
-        raise MediaError(f"{name}: could not be decoded as audio ({exc}); expected {_EXPECTED}") from None
-    with container:
-        if not container.streams.audio:
-            kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise MediaError(
-                f"{name}: has no audio stream (streams: {', '.join(kinds)}); expected {_EXPECTED}"
-            )
-        stream = container.streams.audio[0]
-        # Convert every frame to planar float32, keeping its rate and channel layout:
-        # resampling and down-mixing are done below in torch, one way for all sources.
-        converter = av.AudioResampler(format="fltp")
-        chunks: list[np.ndarray] = []
-        rate = stream.rate or stream.codec_context.sample_rate
-        try:
-            for frame in container.decode(stream):
-                for out in converter.resample(frame):
-                    rate = out.sample_rate
-                    chunks.append(out.to_ndarray())
-            for out in converter.resample(None):
-                chunks.append(out.to_ndarray())
-        except (av.FFmpegError, ValueError, EOFError) as exc:
-            raise MediaError(f"{name}: the audio stream could not be decoded ({exc})") from None
-    if not chunks or not rate:
-        return np.zeros((1, 0), dtype=np.float32), int(rate or TARGET_SAMPLE_RATE)
-    channels = min(c.shape[0] for c in chunks)
-    return np.concatenate([c[:channels] for c in chunks], axis=1).astype(np.float32, copy=False), int(rate)
-
-
-def _decode_encoded(data: bytes | None, path: str | None, name: str) -> tuple[np.ndarray, int]:
-    if path is not None:
-        decoded = _decode_with_soundfile(path)
-        return decoded if decoded is not None else _decode_with_pyav(path, name)
-    assert data is not None
-    decoded = _decode_with_soundfile(io.BytesIO(data))
-    return decoded if decoded is not None else _decode_with_pyav(io.BytesIO(data), name)
 
 
 def _array_to_channels(array: Any, name: str) -> np.ndarray:
@@ -332,22 +170,8 @@ def _to_mono_tensor(channels: np.ndarray) -> Tensor:
     return torch.from_numpy(np.array(mono, dtype=np.float32, copy=True))
 
 
-def check_audio_extent(num_samples: int, rate: int, name: str) -> None:
-    """MediaError unless the audio has a usable sample rate and at least one fbank window.
-
-    >>> check_audio_extent(100, 16000, "blip.wav")
-    Traceback (most recent call last):
-    ...
-    groundinggpt.errors.MediaError: blip.wav: 6.2 ms of audio; expected at least 25 ms (one fbank window)
-    """
-    if rate < MIN_SAMPLE_RATE:
-        raise MediaError(f"{name}: sample rate {rate} Hz; expected at least {MIN_SAMPLE_RATE} Hz")
-    if num_samples / rate < MIN_SECONDS:
-        raise MediaError(f"{name}: {1000 * num_samples / rate:.1f} ms of audio; expected at least "
-                         f"{1000 * MIN_SECONDS:.0f} ms (one fbank window)")
-
-
-def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE) -> AudioWaveform:
+def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE, *,
+               limits: DecodeLimits | None = None) -> AudioWaveform:
     """Loads audio as a mono float32 waveform at ``sample_rate``.
 
     Args:
@@ -362,6 +186,9 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
               shorter axis is taken as channels); integer PCM is scaled to ``[-1, 1)``;
             * an :class:`AudioWaveform` (only resampled if needed).
         sample_rate: Output rate in Hz; ``None`` keeps the source's rate.
+        limits: Decoding limits for files, bytes and data URLs (default
+            :class:`~groundinggpt.media.limits.DecodeLimits`); arrays and waveforms are
+            already in memory and are not limited.
 
     Returns:
         The mono (channel-averaged) waveform, resampled with
@@ -371,9 +198,11 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
         MediaError: The file is missing, empty or undecodable, has no audio stream,
             or holds no samples; the message names the source (the path,
             ``<bytes>``, ``<data: URL>`` or ``<array>``).
+        MediaLimitError: Decoding passed a limit (too long, too many samples).
     """
     if sample_rate is not None:
         sample_rate = _check_rate(sample_rate, "sample_rate")
+    limits = limits or DecodeLimits()
 
     if isinstance(source, AudioWaveform):
         name = "<waveform>"
@@ -400,12 +229,9 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
         data = bytes(source)
         if not data:
             raise MediaError(f"{name}: no data; expected {_EXPECTED}")
-        channels, rate = _decode_encoded(data, None, name)
-        mono = _to_mono_tensor(channels)
+        return _decoded(decode_audio(data, None, name, sample_rate, limits))
     elif isinstance(source, str) and source[:5].lower() == "data:":
-        name = "<data: URL>"
-        channels, rate = _decode_encoded(_decode_data_url(source), None, name)
-        mono = _to_mono_tensor(channels)
+        return _decoded(decode_audio(_decode_data_url(source), None, "<data: URL>", sample_rate, limits))
     elif isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         if isinstance(name, bytes):
@@ -419,8 +245,7 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
             raise MediaError(f"{name}: not a regular file; expected {_EXPECTED}")
         if path.stat().st_size == 0:
             raise MediaError(f"{name}: the file is empty (0 bytes); expected {_EXPECTED}")
-        channels, rate = _decode_encoded(None, name, name)
-        mono = _to_mono_tensor(channels)
+        return _decoded(decode_audio(None, name, name, sample_rate, limits))
     else:
         raise MediaError(
             f"<{type(source).__name__}>: unsupported audio source; expected a path, bytes, "
@@ -429,14 +254,17 @@ def load_audio(source: AudioSource, sample_rate: int | None = TARGET_SAMPLE_RATE
 
     if mono.numel() == 0:
         raise MediaError(f"{name}: contains no audio samples (length 0); expected at least one sample")
-    # Decoded files are checked here, not only arrays: a float WAV can hold NaN, which would
-    # flow into the features and turn a training run's weights into NaN.
     if not bool(torch.isfinite(mono).all()):
         raise MediaError(f"{name}: samples contain NaN or infinite values; expected finite audio samples")
     check_audio_extent(mono.numel(), rate, name)
     if sample_rate is not None and sample_rate != rate:
         mono = resample_waveform(mono, rate, sample_rate)
         rate = sample_rate
+    return AudioWaveform(waveform=mono.contiguous(), sample_rate=rate, duration=mono.numel() / rate)
+
+
+def _decoded(result: tuple[Tensor, int]) -> AudioWaveform:
+    mono, rate = result
     return AudioWaveform(waveform=mono.contiguous(), sample_rate=rate, duration=mono.numel() / rate)
 
 
@@ -545,6 +373,7 @@ def preprocess_audio(
     target_frames: int = 204,
     mean: float = AUDIO_MEAN,
     std: float = AUDIO_STD,
+    limits: DecodeLimits | None = None,
 ) -> ProcessedAudio:
     """Turns audio into ImageBind audio-encoder input.
 
@@ -575,6 +404,7 @@ def preprocess_audio(
         target_frames: Frames per clip after padding / cropping.
         mean: Normalisation mean.
         std: Normalisation standard deviation.
+        limits: Decoding limits (see :func:`load_audio`).
 
     Returns:
         The features ``[num_clips, 1, num_mel_bins, target_frames]`` (float32), the
@@ -588,7 +418,7 @@ def preprocess_audio(
         raise ValueError(f"target_frames must be >= 1, got {target_frames}")
     if not std > 0:
         raise ValueError(f"std must be positive, got {std}")
-    audio = load_audio(source_or_waveform, TARGET_SAMPLE_RATE)
+    audio = load_audio(source_or_waveform, TARGET_SAMPLE_RATE, limits=limits)
     rate = audio.sample_rate
     # A private float32 copy, so the in-place mean subtraction below (ImageBind's
     # behaviour) never touches the caller's tensor.

@@ -116,8 +116,10 @@ def _groups(index: PacketIndex, position: dict[int, int], needed: set[int]) -> l
 class _PlannedDecoder:
     """Feeds packets to the decoder, skipping the non-reference frames nobody needs."""
 
-    def __init__(self, container: Any, stream: Any, index: PacketIndex, needed: set[int]) -> None:
+    def __init__(self, container: Any, stream: Any, index: PacketIndex, needed: set[int],
+                 on_frame: Callable[[Any], None] | None = None) -> None:
         self.container, self.stream, self.index, self.needed = container, stream, index, needed
+        self.on_frame = on_frame
         self.position = {pts: i for i, pts in enumerate(index.pts)}
         self.codec = stream.codec_context
         self.got: dict[int, Any] = {}
@@ -168,6 +170,8 @@ class _PlannedDecoder:
     def _take(self, frames: Any) -> None:
         for frame in frames:
             self.decoded += 1
+            if self.on_frame is not None:  # e.g. a decoding budget, which may raise
+                self.on_frame(frame)
             if frame.pts in self.needed:
                 self.got[frame.pts] = frame
 
@@ -179,8 +183,11 @@ def plan_and_decode(
     needed: set[int],
     *,
     seek: bool,
+    on_frame: Callable[[Any], None] | None = None,
 ) -> tuple[dict[int, Any], int] | None:
     """Decode the frames whose pts are in ``needed``; ``({pts: frame}, frames decoded)``.
+
+    ``on_frame`` is called with every frame decoded (needed or not).
 
     ``container`` must be freshly opened (positioned at the start). With ``seek=False``
     the stream is decoded from the start in one pass (still skipping non-reference frames
@@ -188,7 +195,7 @@ def plan_and_decode(
 
     Returns ``None`` when a needed frame did not come out of the decoder.
     """
-    decoder = _PlannedDecoder(container, stream, index, needed)
+    decoder = _PlannedDecoder(container, stream, index, needed, on_frame)
     try:
         for key, members in _groups(index, decoder.position, needed):
             first = min(members)
@@ -215,6 +222,7 @@ def decode_in_parallel(
     *,
     seek: bool,
     workers: int,
+    on_frame: Callable[[Any], None] | None = None,
 ) -> tuple[dict[int, Any], int] | None:
     """:func:`plan_and_decode` split over ``workers`` decoders, each on its own
     ``open_stream()`` (a fresh ``(container, stream)``), by contiguous runs of groups.
@@ -233,7 +241,7 @@ def decode_in_parallel(
     def decode(run: set[int]) -> tuple[dict[int, Any], int] | None:
         container, stream = open_stream()
         try:
-            return plan_and_decode(container, stream, index, run, seek=seek)
+            return plan_and_decode(container, stream, index, run, seek=seek, on_frame=on_frame)
         finally:
             container.close()
 

@@ -15,7 +15,14 @@ from torch import Tensor
 
 from .audio import preprocess_audio
 from .image import load_image, preprocess_image
+from .limits import DecodeLimits
 from .video import preprocess_video
+
+
+def decode_limits(c: Any) -> DecodeLimits:
+    """The processor settings' decoding limits (a video frame is capped like an image)."""
+    return DecodeLimits(max_seconds=c.max_media_seconds, max_audio_samples=c.max_audio_samples,
+                        max_frame_pixels=c.max_image_pixels, max_video_pixels=c.max_video_pixels)
 
 
 def load_image_medium(source: Any, c: Any) -> tuple[Tensor, dict[str, Any]]:
@@ -29,7 +36,8 @@ def load_video_medium(source: Any, c: Any) -> tuple[Tensor, dict[str, Any]]:
     """Video → ``pixel_values_videos`` [M, 3, S, S] (M frames: uniform in time, or the released model's
     frame indices), frame size and duration."""
     out = preprocess_video(source, num_frames=c.num_frames, size=c.video_size or c.image_size, mean=c.image_mean,
-                           std=c.image_std, sampling=c.video_sampling, resize=c.video_resize)
+                           std=c.image_std, sampling=c.video_sampling, resize=c.video_resize,
+                           limits=decode_limits(c))
     return out.pixel_values, {"original_size": tuple(out.original_size), "duration": out.duration}
 
 
@@ -37,5 +45,5 @@ def load_audio_medium(source: Any, c: Any) -> tuple[Tensor, dict[str, Any]]:
     """Audio (or a video's sound track) → ``input_features`` [N, 1, F, T] (N fbank clips) and duration."""
     out = preprocess_audio(source, num_clips=c.num_clips, clip_seconds=c.clip_seconds,
                            num_mel_bins=c.num_mel_bins, target_frames=c.target_frames,
-                           mean=c.audio_mean, std=c.audio_std)
+                           mean=c.audio_mean, std=c.audio_std, limits=decode_limits(c))
     return out.input_features, {"duration": out.duration}

@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -41,9 +42,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from groundinggpt.errors import MediaError
+from groundinggpt.errors import MediaError, MediaLimitError
 from groundinggpt.media.containers import open_input
 from groundinggpt.media.frame_plan import decode_in_parallel, frames_on_screen, read_packet_index
+from groundinggpt.media.limits import DecodeLimits
 from groundinggpt.media.image import (
     CLIP_MEAN,
     CLIP_STD,
@@ -188,6 +190,7 @@ def load_video(
     *,
     seek: bool | None = None,
     sampling: str = "uniform",
+    limits: DecodeLimits | None = None,
 ) -> VideoClip:
     """Sample ``num_frames`` frames uniformly in time from a video.
 
@@ -202,6 +205,10 @@ def load_video(
             released inference, :func:`frame_indices`: frames ``⌊i·n/M⌋`` from frame 0, all
             ``n`` frames of a clip shorter than ``M``; a frame is found by its time, the
             middle of its interval at the stream's average rate).
+        limits: Decoding limits (default :class:`~groundinggpt.media.limits.DecodeLimits`):
+            the length (from the timestamps, scanning the packets when the container
+            does not say), the pixels of one frame (from the header, then of every
+            decoded frame) and the frames x pixels decoded in all.
 
     Returns:
         A :class:`VideoClip`.
@@ -210,21 +217,25 @@ def load_video(
         MediaError: Missing file, unreadable/corrupt data, no video stream (e.g.
             an audio-only file), no decodable frames, or an unsupported source
             type. The message names the source.
+        MediaLimitError: A limit was passed (decoding stops there).
     """
     _check_num_frames(num_frames)
     if sampling not in ("uniform", "index"):
         raise ValueError(f"sampling must be 'uniform' or 'index', got {sampling!r}")
     name = describe_source(source)
-    reader = _Reader(source, name)
+    limits = limits or DecodeLimits()
+    reader = _Reader(source, name, _PixelBudget(limits, name))
     try:
         info = _stream_info(reader.container, reader.stream)
+        reader.budget.check_size(reader.stream.codec_context.width or 0, reader.stream.codec_context.height or 0)
         if info.duration is None:
             # Missing metadata (e.g. a browser-recorded WebM, a raw .h264 stream):
             # scan the packets, which only demuxes (no decoding), so that targets can
             # be placed. Not done merely to count frames (MKV/TS never store the
             # count): that would read the whole file for a number we can estimate.
-            _fill_from_packet_scan(reader, info)
+            _fill_from_packet_scan(reader, info, limits.max_seconds)
             reader.reopen()
+        _check_seconds(info, limits.max_seconds, name)
         # The planned decoder chooses per group of pictures whether to seek; only an
         # explicit seek=False keeps it to one pass from the start.
         plan_seek = seek is not False
@@ -258,6 +269,37 @@ def load_video(
     return _build_clip(picks, info, decoded)
 
 
+class _PixelBudget:
+    """Counts the pixels decoded from one video against :class:`DecodeLimits`."""
+
+    def __init__(self, limits: DecodeLimits, name: str) -> None:
+        self.limits, self.name, self.decoded = limits, name, 0
+        self._lock = threading.Lock()  # parallel decoders charge the same budget
+
+    def check_size(self, width: int, height: int) -> None:
+        cap = self.limits.max_frame_pixels
+        if cap is not None and width * height > cap:
+            raise MediaLimitError(f"{self.name}: video frames of {width}x{height} = {width * height} pixels; "
+                                  f"expected at most {cap} pixels per frame")
+
+    def charge(self, frame: Any) -> None:
+        """Called for every decoded frame (a stream may change size midway)."""
+        self.check_size(frame.width, frame.height)
+        with self._lock:
+            self.decoded += frame.width * frame.height
+            decoded = self.decoded
+        cap = self.limits.max_video_pixels
+        if cap is not None and decoded > cap:
+            raise MediaLimitError(f"{self.name}: decoding the sampled frames took more than {cap} pixels "
+                                  f"(frames x width x height; decoding stopped there); expected at most {cap}")
+
+
+def _check_seconds(info: _StreamInfo, max_seconds: float | None, name: str) -> None:
+    if max_seconds is not None and info.duration is not None and info.duration > max_seconds:
+        raise MediaLimitError(f"{name}: the video lasts {float(info.duration):.1f} s; expected at most "
+                              f"{max_seconds:g} s", code="media_too_long")
+
+
 def _check_not_mostly_frozen(picks: list[_Decoded], targets: list[Fraction], info: _StreamInfo, name: str) -> None:
     """Refuse a clip whose data breaks off early: its later targets would all get the last
     decodable frame, and a model asked *when* something happens would see a frozen video.
@@ -283,6 +325,7 @@ def preprocess_video(
     *,
     sampling: str = "uniform",
     resize: str | None = None,
+    limits: DecodeLimits | None = None,
 ) -> ProcessedVideo:
     """Sample (if needed) and preprocess a video for the vision tower.
 
@@ -299,6 +342,7 @@ def preprocess_video(
         resize: ``"pad"`` (``pad_to_square=True``), ``"crop"`` (``pad_to_square=False``) or
             ``"squash"``: resized to ``size`` × ``size`` without keeping the aspect ratio
             (bicubic), as the released inference decodes frames; ``None`` follows ``pad_to_square``.
+        limits: Decoding limits (see :func:`load_video`).
 
     Returns:
         A :class:`ProcessedVideo` with ``pixel_values`` ``[M, 3, size, size]``.
@@ -315,7 +359,7 @@ def preprocess_video(
             )
     else:
         clip = load_video(clip_or_source, DEFAULT_NUM_FRAMES if num_frames is None else num_frames,
-                          sampling=sampling)
+                          sampling=sampling, limits=limits)
     resize = resize or ("pad" if pad_to_square else "crop")
     if resize not in ("pad", "crop", "squash"):
         raise ValueError(f"resize must be 'pad', 'crop' or 'squash', got {resize!r}")
@@ -434,8 +478,8 @@ def _open_container(source: VideoSource, name: str) -> av.container.InputContain
 class _Reader:
     """An open container plus its first video stream; reopenable to rewind."""
 
-    def __init__(self, source: VideoSource, name: str) -> None:
-        self.source, self.name = source, name
+    def __init__(self, source: VideoSource, name: str, budget: _PixelBudget | None = None) -> None:
+        self.source, self.name, self.budget = source, name, budget
         self._open()
 
     def _open(self) -> None:
@@ -505,9 +549,11 @@ def _stream_info(container: av.container.InputContainer, stream: Any) -> _Stream
     return _StreamInfo(time_base, start_pts, duration, fps, num_frames)
 
 
-def _fill_from_packet_scan(reader: _Reader, info: _StreamInfo) -> None:
-    """Complete missing duration/frame count by demuxing (not decoding) all packets."""
+def _fill_from_packet_scan(reader: _Reader, info: _StreamInfo, max_seconds: float | None = None) -> None:
+    """Complete missing duration/frame count by demuxing (not decoding) all packets;
+    stops with MediaLimitError as soon as the timestamps pass ``max_seconds``."""
     count, end = 0, None
+    limit = None if max_seconds is None else info.start_pts + Fraction(max_seconds) / info.time_base
     try:
         for packet in reader.container.demux(reader.stream):
             if packet.size == 0:  # the flush packet at end of stream
@@ -516,6 +562,10 @@ def _fill_from_packet_scan(reader: _Reader, info: _StreamInfo) -> None:
             if packet.pts is not None:
                 packet_end = packet.pts + max(packet.duration or 0, 0)
                 end = packet_end if end is None else max(end, packet_end)
+                if limit is not None and end > limit:
+                    raise MediaLimitError(f"{reader.name}: the video lasts more than {max_seconds:g} s (its "
+                                          f"container gives no duration; the scan stopped there); expected at "
+                                          f"most {max_seconds:g} s", code="media_too_long")
     except av.FFmpegError as exc:
         logger.warning("%s: demuxing stopped early (%s)", reader.name, exc)
     if count == 0:
@@ -540,8 +590,10 @@ class _FrameCursor:
     so consecutive targets are answered without re-decoding or buffering the video.
     """
 
-    def __init__(self, container: Any, stream: Any, info: _StreamInfo, name: str) -> None:
+    def __init__(self, container: Any, stream: Any, info: _StreamInfo, name: str,
+                 budget: _PixelBudget | None = None) -> None:
         self._container, self._stream, self._info, self._name = container, stream, info, name
+        self._budget = budget
         self._frames: Any = None
         self._prev: _Decoded | None = None
         self._ahead: _Decoded | None = None
@@ -595,6 +647,8 @@ class _FrameCursor:
             self.ran_out = True
             return None
         self.decoded += 1
+        if self._budget is not None:
+            self._budget.charge(frame)
         item = _Decoded(self._frame_time(frame), frame)
         self._index += 1
         if self.first_after_seek is None:
@@ -630,7 +684,8 @@ def _sample_planned(
             own = _Reader(reader.source, reader.name)
             return own.container, own.stream
 
-        result = decode_in_parallel(open_stream, index, set(needed), seek=seek, workers=_decode_workers())
+        result = decode_in_parallel(open_stream, index, set(needed), seek=seek, workers=_decode_workers(),
+                                    on_frame=reader.budget.charge if reader.budget is not None else None)
     except av.FFmpegError as exc:
         logger.info("%s: planned decoding failed (%s); decoding frame by frame", reader.name, exc)
         result = None
@@ -661,7 +716,7 @@ def _sample(
 
     Returns ``(picks, frames decoded, whether the decoder ran out of frames)``.
     """
-    cursor = _FrameCursor(reader.container, reader.stream, info, reader.name)
+    cursor = _FrameCursor(reader.container, reader.stream, info, reader.name, reader.budget)
     picks: list[_Decoded] = []
     # How far before its target a seek has landed: what one seek costs to decode.
     # When the next target is at most that far ahead of where the decoder already

@@ -53,8 +53,11 @@ class Limits:
 
     Attributes:
         max_body_mb: request body size (413 beyond).
-        max_image_pixels: width x height of an image (400 beyond).
-        max_media_seconds: duration of a video or audio (400 beyond).
+        max_image_pixels: width x height of an image or of a video frame (400 beyond).
+        max_media_seconds: duration of a video or audio, from the header and again while
+            decoding (400 beyond).
+        max_audio_samples: samples x channels decoded from one audio (400 beyond).
+        max_video_pixels: frames x pixels decoded from one video (400 beyond).
         max_tokens_limit: the largest ``max_tokens`` accepted (400 beyond).
         default_max_tokens: used when a request gives no ``max_tokens``.
         media_root: the folder local paths may point into (``None``: paths refused).
@@ -69,6 +72,8 @@ class Limits:
     max_body_mb: float = 32.0
     max_image_pixels: int = 16_000_000
     max_media_seconds: float = 600.0
+    max_audio_samples: int = 600 * 96_000 * 2
+    max_video_pixels: int = 2_000_000_000
     max_tokens_limit: int = 1024
     default_max_tokens: int = 256
     media_root: str | None = None

@@ -39,7 +39,7 @@ import logging
 import os
 import time
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,16 @@ async def _client_gone(request: Any) -> None:
     response)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def _apply_decode_limits(engine: Any, limits: Limits) -> None:
+    """The server's media limits become the engine's decoding limits: a header can be
+    missing or lie, so the decoder counts what it decodes and stops at the limit."""
+    config = engine.processor.config
+    engine.processor.config = replace(config, max_image_pixels=limits.max_image_pixels,
+                                      max_media_seconds=limits.max_media_seconds,
+                                      max_audio_samples=limits.max_audio_samples,
+                                      max_video_pixels=limits.max_video_pixels)
 
 
 def _hide_root(message: str, root: Path | None) -> str:
@@ -196,6 +206,7 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
     from starlette.exceptions import HTTPException as StarletteHTTPException
 
     limits = limits or Limits()
+    _apply_decode_limits(engine, limits)
     resolver = MediaResolver(limits.media_root)
     worker = make_worker(engine, limits.scheduler, max_batch=limits.max_batch, max_queue=limits.max_queue,
                          media_workers=limits.media_workers)
@@ -229,8 +240,8 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
             return await asyncio.wrap_future(future)
         except GroundingGPTError as e:  # MediaError / InputError: the request's fault
             message, param = _request_terms(e)
-            raise APIError(400, _hide_root(message, resolver.root), param=param,
-                           code="invalid_media" if isinstance(e, MediaError) else "invalid_messages") from None
+            code = getattr(e, "code", None) or ("invalid_media" if isinstance(e, MediaError) else "invalid_messages")
+            raise APIError(400, _hide_root(message, resolver.root), param=param, code=code) from None
         except Exception as e:  # noqa: BLE001 - the model's failure, not the request's
             log.exception("%s inference failed", req_id)
             raise APIError(500, f"inference failed ({type(e).__name__}: {e})", code="inference_error") from None
@@ -331,7 +342,8 @@ def run(args: argparse.Namespace) -> int:
     if args.media_root is not None and not Path(args.media_root).is_dir():
         raise SystemExit(f"--media-root {args.media_root!r}: not a folder")
     limits = Limits(max_body_mb=args.max_body_mb, max_image_pixels=args.max_image_pixels,
-                    max_media_seconds=args.max_media_seconds, max_tokens_limit=args.max_tokens_limit,
+                    max_media_seconds=args.max_media_seconds, max_audio_samples=args.max_audio_samples,
+                    max_video_pixels=args.max_video_pixels, max_tokens_limit=args.max_tokens_limit,
                     default_max_tokens=min(args.default_max_tokens, args.max_tokens_limit),
                     media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue,
                     scheduler=args.scheduler, media_workers=args.media_workers,
@@ -357,6 +369,10 @@ def register(sub: Any) -> None:
     p.add_argument("--max-body-mb", type=float, default=d.max_body_mb, help="request body limit, MB (413 beyond; default: %(default)s)")
     p.add_argument("--max-image-pixels", type=int, default=d.max_image_pixels, help="width x height limit (default: %(default)s)")
     p.add_argument("--max-media-seconds", type=float, default=d.max_media_seconds, help="video/audio length limit, s (default: %(default)s)")
+    p.add_argument("--max-audio-samples", type=int, default=d.max_audio_samples,
+                   help="samples x channels decoded from one audio (default: %(default)s)")
+    p.add_argument("--max-video-pixels", type=int, default=d.max_video_pixels,
+                   help="frames x pixels decoded from one video (default: %(default)s)")
     p.add_argument("--max-tokens-limit", type=int, default=d.max_tokens_limit, help="largest max_tokens accepted (default: %(default)s)")
     p.add_argument("--default-max-tokens", type=int, default=d.default_max_tokens,
                    help="max_tokens when a request gives none (default: %(default)s)")
