@@ -166,12 +166,43 @@ def test_an_upload_gradio_cannot_read_is_reported_with_its_reason(scripted, tmp_
 
     corrupt = tmp_path / "corrupt.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    bomb = tmp_path / "bomb.png"  # 400 M pixels in a few KB: Pillow refuses to open it
+    Image.new("1", (20000, 20000)).save(bomb)
+    notes = tmp_path / "notes.wav"
+    notes.write_text("not a sound at all")
     demo = build_demo(scripted, max_new_tokens=4)
     port = free_port()
     launch(demo, "127.0.0.1", port, block=False)
     try:
         client = gradio_client.Client(f"http://127.0.0.1:{port}/", verbose=False)
-        with pytest.raises(Exception, match="cannot identify image file"):
-            client.predict("Where?", gradio_client.handle_file(str(corrupt)), None, None, api_name="/on_send")
+        for upload, expected in [(corrupt, "corrupt.png could not be read as a PNG, JPEG, WebP, GIF or BMP image "
+                                           "(cannot identify image file"),
+                                 (bomb, "bomb.png could not be read as a PNG, JPEG, WebP, GIF or BMP image "
+                                        "(Image size (400000000 pixels) exceeds limit")]:
+            with pytest.raises(Exception) as info:
+                client.predict("Where?", gradio_client.handle_file(str(upload)), None, None, api_name="/on_send")
+            message = str(info.value)
+            assert expected in message, message
+            # the user's terms: no Gradio internals, no server paths
+            assert "preprocess" not in message and "/tmp" not in message and str(tmp_path) not in message, message
+        # a file Gradio passes on but the model's decoder refuses: named by its file name in the chat
+        out = client.predict("What?", None, None, gradio_client.handle_file(str(notes)), api_name="/on_send")
+        said = out[0][-1]["content"]
+        said = said if isinstance(said, str) else " ".join(p["text"] for p in said if p.get("type") == "text")
+        assert said.startswith("Error: the audio notes.wav cannot be used: "), said
+        assert "/tmp" not in said and "conversation" not in said and "part 0" not in said, said
     finally:
         demo.close()
+
+
+def test_errors_in_the_chat_name_the_upload_not_the_server_path(scripted, image_path):
+    """A bad upload is named by its file name in the page's terms: no temporary folder of the
+    server, no "conversation 0, message 0, part 0"."""
+    folder = image_path.parent / "gradio" / "0123abcd"
+    folder.mkdir(parents=True)
+    bad = folder / "holiday.png"
+    bad.write_bytes(b"nope")
+    for run in (respond, lambda *a: list(respond_stream(*a))[-1]):
+        said = run(scripted, {"max_new_tokens": 4}, "what?", str(bad), None, None, None)[0][-1]["content"]
+        assert said.startswith("Error: the image holiday.png cannot be used: "), said
+        assert str(folder) not in said and "conversation" not in said and "message 0" not in said, said

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from typing import Any
 
 from ..errors import GroundingGPTError
@@ -23,6 +24,82 @@ from .chat import describe_entities, user_turn
 from .engine import load_engine
 
 RESTART_NOTE = "Media changed: a new conversation starts (the model takes one image, video and audio per conversation)."
+
+
+# The processor locates a bad medium as "conversation 0, message 0, part 0": its own indexes,
+# which mean nothing on a page with one upload box per kind.
+_LOCATION = re.compile(r"(?:conversation \d+, )?message \d+, part \d+: ")
+_EXPECTED = {"image": "a PNG, JPEG, WebP, GIF or BMP image", "video": "a video file (MP4, WebM, MKV, MOV ...)",
+             "audio": "a sound file (WAV, FLAC, MP3, OGG, M4A ...) or a video with sound"}
+
+
+def user_error(error: BaseException, media: dict[str, str]) -> str:
+    """``error`` as the page shows it: the uploaded file by its name (never the server's
+    temporary path) and no internal message/part indexes.
+
+    >>> user_error(ValueError("conversation 0, message 0, part 0: /tmp/gradio/1f/cat.png: "
+    ...                       "cannot identify image file '/tmp/gradio/1f/cat.png'"), {"image": "/tmp/gradio/1f/cat.png"})
+    "Error: the image cat.png cannot be used: cannot identify image file 'cat.png'"
+    """
+    text = _LOCATION.sub("", str(error))
+    kind = None
+    for medium, path in sorted(media.items(), key=lambda item: -len(item[1])):  # longest first: no partial paths
+        name = os.path.basename(path)
+        if path in text:
+            kind = kind or medium
+            text = text.replace(path, name)
+        folder = os.path.dirname(path)
+        if folder and folder != os.sep:
+            text = text.replace(folder + os.sep, "").replace(folder, "<upload>")
+    if kind is None:
+        return f"Error: {text}"
+    name = os.path.basename(media[kind])
+    if text.startswith(name + ": "):
+        text = text[len(name) + 2:]
+    return f"Error: the {kind} {name} cannot be used: {text}"
+
+
+def upload_refusal(kind: str, file_name: str | None, error: BaseException, path: str | None = None) -> str:
+    """The message for an upload Gradio's own preprocessing could not read (before any
+    handler runs): the file's name, what was expected and the decoder's reason, with the
+    server's copy of the file (``path``) named by the file's name.
+
+    >>> upload_refusal("image", "cat.png", OSError("cannot identify image file '/tmp/gradio/9a/cat.png'"),
+    ...                "/tmp/gradio/9a/cat.png")
+    "cat.png could not be read as a PNG, JPEG, WebP, GIF or BMP image (cannot identify image file 'cat.png')."
+    """
+    name = os.path.basename(file_name or path or "") or f"the {kind}"
+    reason = str(error)
+    for where in (path, getattr(error, "filename", None)):
+        if where:
+            reason = reason.replace(str(where), name)
+    if path and os.path.dirname(path) not in ("", os.sep):
+        reason = reason.replace(os.path.dirname(path), "<upload>")
+    return f"{name} could not be read as {_EXPECTED[kind]} ({reason})."
+
+
+def _friendly(component: Any, kind: str) -> Any:
+    """``component`` whose failures to read an upload are a :class:`gradio.Error` with
+    :func:`upload_refusal`'s message, instead of Gradio's "could not preprocess input
+    component at index N" and the server's temporary path.
+
+    The instance's ``preprocess`` is wrapped rather than the class subclassed: Gradio
+    writes a ``.pyi`` file next to the module of every component subclass it sees."""
+    import gradio as gr
+
+    plain = component.preprocess
+
+    def preprocess(payload: Any) -> Any:
+        try:
+            return plain(payload)
+        except gr.Error:
+            raise
+        except Exception as e:  # noqa: BLE001 - any decoder failure is the upload's
+            name, path = getattr(payload, "orig_name", None), getattr(payload, "path", None)
+            raise gr.Error(upload_refusal(kind, name, e, path), print_exception=False) from None
+
+    component.preprocess = preprocess
+    return component
 
 
 def _empty_state() -> dict[str, Any]:
@@ -75,7 +152,7 @@ def respond(engine: Any, settings: dict[str, Any], question: str, image: str | N
     try:
         out = engine.generate([[*messages, turn]], **settings)[0]
     except (GroundingGPTError, OSError, ValueError) as e:
-        history.append({"role": "assistant", "content": f"Error: {e}"})
+        history.append({"role": "assistant", "content": user_error(e, media)})
         return history, None, None, None, {**state, "history": history}, question
     return _finish_turn(out, history, media, messages, turn, image)
 
@@ -119,7 +196,7 @@ def respond_stream(engine: Any, settings: dict[str, Any], question: str, image: 
             left.set()  # the generator was closed mid-answer: stop generating it
     error = result.get("error")
     if isinstance(error, (GroundingGPTError, OSError, ValueError)):
-        history.append({"role": "assistant", "content": f"Error: {error}"})
+        history.append({"role": "assistant", "content": user_error(error, media)})
         yield history, None, None, None, {**state, "history": history}, question
         return
     if error is not None:
@@ -147,14 +224,18 @@ def build_demo(engine: Any, max_new_tokens: int = 256, temperature: float = 0.0,
         state = gr.State(_empty_state())
         with gr.Row():
             with gr.Column(scale=1):
-                image_in = gr.Image(type="filepath", label="Image", sources=["upload"], height=260, elem_id="image-in")
+                # image_mode=None: Gradio only reads the header (no decode of its own, so no bomb
+                # there); the processor decodes it with its pixel limit.
+                image_in = _friendly(gr.Image(type="filepath", image_mode=None, label="Image", sources=["upload"],
+                                              height=260, elem_id="image-in"), "image")
                 # PNG, not Gradio's default WebP: lossy coding would blur thin box outlines.
                 boxes_out = gr.Image(type="pil", format="png", label="Answer on the image", interactive=False,
                                      height=260, elem_id="boxes-out")
-                video_in = gr.Video(label="Video", sources=["upload"], elem_id="video-in")
+                video_in = _friendly(gr.Video(label="Video", sources=["upload"], elem_id="video-in"), "video")
                 timeline_out = gr.Image(type="pil", format="png", label="Time spans", interactive=False,
                                         elem_id="timeline-out")
-                audio_in = gr.Audio(type="filepath", label="Audio", sources=["upload"], elem_id="audio-in")
+                audio_in = _friendly(gr.Audio(type="filepath", label="Audio", sources=["upload"], elem_id="audio-in"),
+                                     "audio")
             with gr.Column(scale=2):
                 chatbot = gr.Chatbot(label="Conversation", height=420, elem_id="chat")
                 question = gr.Textbox(label="Question", placeholder="e.g. Where is the red square?",
