@@ -137,3 +137,21 @@ def test_parts_take_an_audio_folder_as_the_audio_loader_does(tmp_path):
     assert torch.equal(model.audio_encoder.head_proj.weight, sd["model.audio_encoder.modality_heads.audio.2.weight"])
     assert torch.equal(model.audio_encoder.blocks[1].attn.in_proj_weight,
                        sd["model.audio_encoder.modality_trunks.audio.blocks.1.attn.in_proj_weight"])
+
+
+def test_train_takes_device_and_dtype(monkeypatch, tmp_path):
+    import groundinggpt.train.run as run
+
+    seen = {}
+
+    def fake_train(config):
+        seen.update(load_dtype=config.load_dtype, use_cpu=config.training.get("use_cpu"))
+
+    monkeypatch.setattr(run, "train", fake_train)
+    data = tmp_path / "d.jsonl"
+    data.write_text("")
+    base = ["train", "--stage", "1", "--model", "tiny", "--data", str(data), "--output", str(tmp_path / "o")]
+    assert cli_main([*base, "--device", "cpu", "--dtype", "bfloat16"]) == 0
+    assert seen == {"load_dtype": "bfloat16", "use_cpu": True}
+    assert cli_main(base) == 0
+    assert seen == {"load_dtype": "float32", "use_cpu": None}  # the recipe's own choices

@@ -36,10 +36,13 @@ def run(args: argparse.Namespace) -> int:
         "overwrite": True if args.overwrite else None,
         "lora": True if args.lora else None,
         "gradient_checkpointing": True if args.gradient_checkpointing else None,
+        # --dtype: the weights' load dtype (mixed precision stays the recipe's bf16/fp16 setting)
+        "load_dtype": None if args.dtype in (None, "auto") else args.dtype,
     }
     try:
         config = build_config(args.recipe, overrides=overrides, sets=args.set,
-                              training_overrides={"max_steps": args.max_steps, "seed": args.seed})
+                              training_overrides={"max_steps": args.max_steps, "seed": args.seed,
+                                                  "use_cpu": True if args.device == "cpu" else None})
         train(config)
     except (RecipeError, DataError, OSError, ValueError) as e:  # bad recipe, data, folders: one line
         print(f"groundinggpt train: error: {e}", file=sys.stderr)
@@ -67,6 +70,12 @@ def register(sub) -> None:
     p.add_argument("--gradient-checkpointing", action="store_true", help="recompute activations to save memory")
     p.add_argument("--max-steps", type=int, help="stop after N optimizer steps")
     p.add_argument("--seed", type=int, help="random seed (model init, data order, dropout)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="cpu trains on the CPU even with a GPU; auto and cuda let the Trainer place the model "
+                        "(GPUs are chosen with CUDA_VISIBLE_DEVICES or torchrun)")
+    p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto",
+                   help="dtype the weights are loaded in (auto: the recipe's load_dtype, float32 by default; "
+                        "mixed precision is the recipe's bf16/fp16)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key: training.NAME, groundinggpt.NAME or a bare NAME (repeatable)")
     p.set_defaults(func=run)
