@@ -216,3 +216,19 @@ def test_box_text_edges():
         box_text(pixel_box(100.0, 0, 100.2, 10, 1000, 10))     # 0.1000 .. 0.1002: empty at 3 decimals
     with pytest.raises(Rejected, match="box_outside_image"):
         pixel_box(0, 0, 11, 10, 10, 10)
+
+
+def test_didemo_length_from_the_video_header(tmp_path):
+    import numpy as np
+
+    from groundinggpt.media.video import write_video
+
+    root = tmp_path / "d"
+    (root / "videos").mkdir(parents=True)
+    (root / "train_data.json").write_text(json.dumps([
+        {"annotation_id": 1, "description": "x", "video": "v.mp4", "times": [[1, 1]] * 4, "num_segments": 3}]))
+    write_video(root / "videos" / "v.mp4", [np.full((32, 32, 3), 9 * k, dtype=np.uint8) for k in range(24)], fps=2)
+    s, rep, _ = run("didemo", root, tmp_path, check_media=True)
+    # chunk 1 = 5..10 s of the 12 s video (15 s if the length were taken from num_segments)
+    assert answer(s["didemo-1"]) == "{0.42, 0.83}"
+    assert rep.fixed == {"duration_from_video_header": 1}

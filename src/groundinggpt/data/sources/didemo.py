@@ -10,9 +10,9 @@ Conventions (data/README.md of the release): each video is cut into 5-second chu
 ``[s, e]`` names the chunks holding the start and the end, both INCLUSIVE, so the
 moment is ``5*s`` to ``min(5*(e+1), video length)`` seconds; videos longer than 30 s
 were truncated to 30 s for annotation (so ``num_segments`` <= 6). Spans are relative to
-the video length from ``durations``; without one it is taken as ``5*num_segments``
-(counted as ``duration_from_num_segments``: exact for the 5-chunk case only up to the
-last chunk's length). Several annotators give one ``times`` entry each; the publisher
+the video length: from ``durations``, else read from the video file's container header
+(PyAV, once per video), else ``5*num_segments`` (counted as
+``duration_from_num_segments``; the last chunk may be shorter than 5 s). Several annotators give one ``times`` entry each; the publisher
 scores a prediction by the mean of its best three IoUs with them (utils/eval.py). The
 target is the annotator span that scores best under that rule against all the
 annotators' spans (ties: the most frequent, then the first), i.e. the consensus.
@@ -53,6 +53,22 @@ def consensus(times: list[tuple[int, int]]) -> tuple[int, int]:
     return max(times, key=score)
 
 
+def probe_duration(path: Path) -> float | None:
+    """Seconds of a video from its container (or stream) header; None when unreadable."""
+    from ...media.containers import open_input
+
+    try:
+        with open_input(str(path)) as container:
+            if container.duration:
+                return container.duration / 1_000_000  # AV_TIME_BASE
+            stream = container.streams.video[0]
+            if stream.duration and stream.time_base:
+                return float(stream.duration * stream.time_base)
+    except Exception:  # noqa: BLE001 - any demuxer failure: the length is unknown
+        return None
+    return None
+
+
 def convert(ctx: Context) -> Iterator[dict[str, Any]]:
     durations: dict[str, float] = {}
     if ctx.opt("durations"):
@@ -82,14 +98,20 @@ def _one(ctx: Context, d: dict, durations: dict[str, float], video_dir: Path) ->
         raise Rejected("malformed", "no annotator times")
     s, e = consensus(times)
     stem = Path(video).stem
-    length = durations.get(video, durations.get(stem))
-    if length is None:
-        length = CHUNK_SECONDS * n
-        ctx.fixed("duration_from_num_segments")
-    end_s = min(CHUNK_SECONDS * (e + 1), length)
-    span = span_text(CHUNK_SECONDS * s, end_s, length)
     ext = ctx.opt("video_ext")
     media = ctx.media(video_dir, stem + ext if ext else video)
+    length = durations.get(video, durations.get(stem))
+    if length is None:
+        file = video_dir / (stem + ext if ext else video)
+        if file.is_file():
+            length = durations[video] = probe_duration(file)  # type: ignore[assignment]
+        if length is None:
+            length = CHUNK_SECONDS * n
+            ctx.fixed("duration_from_num_segments")
+        else:
+            ctx.fixed("duration_from_video_header")
+    end_s = min(CHUNK_SECONDS * (e + 1), length)
+    span = span_text(CHUNK_SECONDS * s, end_s, length)
     event = as_slot(field_of(d, "description", str, "the description"))
     if not event:
         raise Rejected("empty_text", "empty description")
