@@ -259,6 +259,8 @@ def field_of(record: Any, key: str, kind: type | tuple[type, ...], what: str) ->
     if key not in record:
         raise Rejected("malformed", f"missing field {key!r} ({what})")
     value = record[key]
-    if not isinstance(value, kind) or isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+    # JSON true/false are not numbers: bool passes only where it is asked for by name.
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
         raise Rejected("malformed", f"field {key!r} is {value!r}; expected {what}")
     return value
