@@ -16,6 +16,7 @@ from typing import Any
 
 import ijson
 
+from .. import jsonsafe
 from ..errors import InputError
 
 __all__ = ["MalformedJSON", "iter_array", "iter_object", "iter_array_at"]
@@ -33,7 +34,8 @@ def _open(path: str | os.PathLike) -> Any:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
-    return path.open("rb")
+    # Nesting past jsonsafe.MAX_DEPTH is refused as it is read: ijson's cost grows with its square.
+    return jsonsafe.DepthGuard(path.open("rb"))
 
 
 def iter_array_at(path: str | os.PathLike, prefix: str, json_prefix: str = "$") -> Iterator[tuple[str, Any]]:
@@ -51,7 +53,7 @@ def iter_array_at(path: str | os.PathLike, prefix: str, json_prefix: str = "$") 
         try:
             for index, item in enumerate(ijson.items(f, prefix, use_float=True)):
                 yield f"{json_prefix}[{index}]", item
-        except ijson.JSONError as e:
+        except (ijson.JSONError, jsonsafe.NestingError) as e:
             where = f"{path}:{json_prefix}[{index + 1}]"
             raise MalformedJSON(f"{where}: invalid JSON after item {index} ({e})", where) from None
     if index < 0:
@@ -70,7 +72,7 @@ def iter_object(path: str | os.PathLike) -> Iterator[tuple[str, Any]]:
         try:
             for count, (key, value) in enumerate(ijson.kvitems(f, "", use_float=True)):
                 yield f"$[{key!r}]".replace("'", '"'), (key, value)
-        except ijson.JSONError as e:
+        except (ijson.JSONError, jsonsafe.NestingError) as e:
             where = f"{path}:$ (after member {count + 1})"
             raise MalformedJSON(f"{where}: invalid JSON ({e})", where) from None
     if count < 0:
@@ -92,5 +94,5 @@ def _check_shape(path: str | os.PathLike, prefix: str) -> None:
                     expected = "an object" if prefix == "" else "an array"
                     raise MalformedJSON(f"{path}: top level is {event.replace('start_', '')}; expected {expected}",
                                         str(path))
-        except ijson.JSONError as e:
+        except (ijson.JSONError, jsonsafe.NestingError) as e:
             raise MalformedJSON(f"{path}: invalid JSON ({e})", str(path)) from None
