@@ -40,6 +40,16 @@ class QFormerBranchConfig(PretrainedConfig):
         qformer_intermediate_size: the BLIP-2-structured Q-Former.
         cross_attention_frequency: a cross-attention block every N layers.
         adapter: ``"linear"`` (the authors' choice) or ``"mlp"``.
+        input_norm: a LayerNorm on the encoder tokens before the position is added (BLIP-2's
+            ``ln_vision``), so that content and position share one scale.
+        position_init_std: std of the position embedding at initialisation.
+        qformer_initializer_range: std of the Q-Former's weights at initialisation; ``None``:
+            ``1/sqrt(qformer_hidden_size)``. BLIP-2's 0.02 suits its width of 768
+            (1/sqrt(768) = 0.036); at a width of 64 it leaves the cross-attention's values and
+            output ~0.02× the learned queries on the residual stream, and its weights near-uniform.
+
+    The base defaults are the branch as it was (no LayerNorm, 0.02 everywhere): the audio
+    branch keeps them; the video branch changes them (:class:`GroundingGPTVideoConfig`).
     """
 
     def __init__(
@@ -51,8 +61,14 @@ class QFormerBranchConfig(PretrainedConfig):
         qformer_intermediate_size: int = 128,
         cross_attention_frequency: int = 1,
         adapter: str = "linear",
+        input_norm: bool = False,
+        position_init_std: float = 0.02,
+        qformer_initializer_range: float | None = 0.02,
         **kwargs: Any,
     ) -> None:
+        self.input_norm = bool(input_norm)
+        self.position_init_std = float(position_init_std)
+        self.qformer_initializer_range = qformer_initializer_range
         self.num_query_tokens = num_query_tokens
         self.qformer_hidden_size = qformer_hidden_size
         self.qformer_num_layers = qformer_num_layers
@@ -68,6 +84,8 @@ class QFormerBranchConfig(PretrainedConfig):
             hidden_size=self.qformer_hidden_size, num_hidden_layers=self.qformer_num_layers,
             num_attention_heads=self.qformer_num_heads, intermediate_size=self.qformer_intermediate_size,
             encoder_hidden_size=encoder_width, cross_attention_frequency=self.cross_attention_frequency,
+            initializer_range=(self.qformer_initializer_range if self.qformer_initializer_range is not None
+                               else self.qformer_hidden_size ** -0.5),
         )
 
 
@@ -91,14 +109,30 @@ class GroundingGPTVideoConfig(QFormerBranchConfig):
             from frame 0; a clip of fewer than M frames gives all its n frames).
         frame_resize: ``"pad"`` (padded to a square, like images) or ``"squash"`` (resized
             to the square without keeping the aspect ratio, as the released inference does).
-        **kwargs: the Q-Former fields of :class:`QFormerBranchConfig`.
+        input_norm: a LayerNorm on the frame tokens before the frame position is added
+            (BLIP-2's ``ln_vision``). ``None``: ``True`` for ``clip`` frames, ``False`` for
+            ``eva_blip2`` (the released forward; passing ``True`` with it is refused). Saved
+            resolved; a ``config.json`` written before this key existed loads as ``False``
+            (:meth:`GroundingGPTConfig.from_dict`): the branch it was trained with, the same outputs.
+        position_init_std: the frame position's std at initialisation, on the normalised
+            tokens' scale; ``None``: 1.0 (a position as large as a token's content), 0.02 for ``eva_blip2``.
+        qformer_initializer_range: ``None``: ``1/sqrt(qformer_hidden_size)``, 0.02 for ``eva_blip2``.
+        **kwargs: the other Q-Former fields of :class:`QFormerBranchConfig`.
+
+    Why the video defaults differ from the base ones: with them the miniature's branch gave
+    every clip nearly the same tokens (per-clip deviation 0.0066 of the common part) and
+    *exactly* the same for a clip played backwards, since the tower's tokens (norm ~9) dwarfed
+    a position embedding at std 0.02 and the learned queries dwarfed the cross-attention;
+    with them 0.36 and 0.12 (``scripts/video_branch_spread.py``, docs/quickstart.md).
     """
 
     model_type = "groundinggpt_video"
 
     def __init__(self, num_frames: int = 8, frame_token_pool: int = 2, num_query_tokens: int = 8,
                  frame_encoder: str = "clip", frame_encoder_config: dict | None = None,
-                 frame_sampling: str = "uniform", frame_resize: str = "pad", **kwargs: Any) -> None:
+                 frame_sampling: str = "uniform", frame_resize: str = "pad", input_norm: bool | None = None,
+                 position_init_std: float | None = None, qformer_initializer_range: float | None = None,
+                 **kwargs: Any) -> None:
         if frame_encoder not in FRAME_ENCODERS:
             raise ValueError(f"video_config.frame_encoder must be one of {FRAME_ENCODERS}, got {frame_encoder!r}")
         if frame_sampling not in ("uniform", "index"):
@@ -109,9 +143,19 @@ class GroundingGPTVideoConfig(QFormerBranchConfig):
         self.frame_encoder_config = eva_blip2_settings(frame_encoder_config) if frame_encoder == "eva_blip2" else None
         self.frame_sampling = frame_sampling
         self.frame_resize = frame_resize
+        released = frame_encoder == "eva_blip2"
+        if released and input_norm:
+            raise ValueError("video_config.input_norm=True with frame_encoder='eva_blip2': the released forward has "
+                             "no LayerNorm there (its frame features are BLIP-2 Q-Former outputs, already normalised)")
+        input_norm = (not released) if input_norm is None else bool(input_norm)
+        position_init_std = (0.02 if released else 1.0) if position_init_std is None else position_init_std
+        if qformer_initializer_range is None and released:
+            qformer_initializer_range = 0.02
         self.num_frames = num_frames
         self.frame_token_pool = frame_token_pool
-        super().__init__(num_query_tokens=num_query_tokens, **kwargs)
+        super().__init__(num_query_tokens=num_query_tokens, input_norm=input_norm,
+                         position_init_std=position_init_std, qformer_initializer_range=qformer_initializer_range,
+                         **kwargs)
 
     @property
     def num_positions(self) -> int:
@@ -356,6 +400,15 @@ class GroundingGPTConfig(PretrainedConfig):
 
     def get_text_config(self, *args: Any, **kwargs: Any) -> PretrainedConfig:
         return self.text_config
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
+        """A ``config.json`` from before ``video_config.input_norm`` existed keeps the video branch
+        it was saved with (no frame LayerNorm): its weights give the same outputs."""
+        video = config_dict.get("video_config")
+        if isinstance(video, dict) and "input_norm" not in video:
+            config_dict = {**config_dict, "video_config": {**video, "input_norm": False}}
+        return super().from_dict(config_dict, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         out = super().to_dict()

@@ -82,6 +82,9 @@ class QFormerBranch(nn.Module):
 
     def __init__(self, config: QFormerBranchConfig, *, encoder_width: int, out_dim: int):
         super().__init__()
+        # BLIP-2's ln_vision: content on one scale with the position (config.input_norm, see its docstring)
+        self.input_norm = nn.LayerNorm(encoder_width) if config.input_norm else None
+        self.position_init_std = config.position_init_std
         self.position_embedding = nn.Embedding(config.num_positions, encoder_width)
         self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_hidden_size))
         self.qformer = Blip2QFormerModel(config.qformer_config(encoder_width))
@@ -90,6 +93,8 @@ class QFormerBranch(nn.Module):
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens: [B, P, T, C] (P positions — frames or clips — of T tokens each) → [B, Q, out_dim]."""
         batch, positions, per_position, _ = tokens.shape
+        if self.input_norm is not None:
+            tokens = self.input_norm(tokens.to(self.input_norm.weight.dtype))
         pos = self.position_embedding(torch.arange(positions, device=tokens.device))
         tokens = (tokens + pos[None, :, None, :].to(tokens.dtype)).flatten(1, 2)
         queries = self.query_tokens.expand(batch, -1, -1).to(tokens.dtype)
@@ -116,7 +121,10 @@ class GroundingGPTPreTrainedModel(PreTrainedModel):
         std = 0.02
         if isinstance(module, QFormerBranch):
             module.query_tokens.data.normal_(0.0, std)
-            module.position_embedding.weight.data.normal_(0.0, std)
+            module.position_embedding.weight.data.normal_(0.0, module.position_init_std)
+            if module.input_norm is not None:
+                module.input_norm.weight.data.fill_(1.0)
+                module.input_norm.bias.data.zero_()
         # Adapters keep PyTorch's default Linear init; sub-models (LLM, CLIP, Q-Former,
         # audio ViT) initialise themselves.
 
