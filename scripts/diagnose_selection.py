@@ -41,12 +41,13 @@ PATCH_GRID = 64  # 8x8 patches of the 64-px tower
 COVERAGE = 16    # 4x4 sub-cells per patch (miniature.corpus.patch_targets)
 
 
-def build_model(llm: str, seed: int = 0):
-    """The miniature model: ``llm`` is ``pretrained``, ``random`` or ``WIDTHxLAYERS`` (random, 64-dim heads)."""
+def build_model(llm: str, seed: int = 0, parts: str | None = None):
+    """The miniature model: ``llm`` is ``pretrained`` (the LLM of ``parts``, default the committed parts),
+    ``random`` or ``WIDTHxLAYERS`` (random, 64-dim heads)."""
     from groundinggpt.miniature import build_miniature, miniature_config
 
     if llm == "pretrained":
-        return build_miniature(seed=seed)
+        return build_miniature(parts, seed=seed)
     if llm == "random":
         return build_miniature(seed=seed, load=("vision", "audio"))
     try:
@@ -200,7 +201,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
                 f.write(json.dumps(row) + "\n")
 
     started = time.perf_counter()
-    model, processor = build_model(args.llm, args.seed)
+    model, processor = build_model(args.llm, args.seed, args.parts)
     vectors = word_vectors(model, processor.tokenizer) if args.features == "word" else None
     model.to(device)
     objects = parse_objects(args.objects)
@@ -257,6 +258,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--features", choices=("word", "tower"), default="word", help="image tokens (see above)")
     p.add_argument("--llm", default="pretrained", help="'pretrained' (committed), 'random', or WIDTHxLAYERS (random)")
+    p.add_argument("--parts", default=None, help="parts folder whose pretrained parts to use (default: the "
+                   "committed ones; the tower always comes from it too)")
     p.add_argument("--objects", default="2-4", help="objects per scene: N or MIN-MAX (default 2-4, the world's)")
     p.add_argument("--question-first", action="store_true", help="the question text before the image")
     p.add_argument("--scenes", type=int, default=40000, help="training scenes (one REC question each)")

@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--llm-chats", type=int, default=40000)
     p.add_argument("--llm-steps", type=int, default=2000)
     p.add_argument("--llm-device", default="cpu", help="where the LLM trains: cpu (default) or cuda")
+    p.add_argument("--llm-skills", type=float, default=0.0, help="share of the LLM's chats that are text-skill "
+                   "chats (groundinggpt.miniature.skills: recall, grid, sequence, order, formats)")
+    p.add_argument("--llm-from", default=None, help="start the LLM from this parts folder's LLM (continued "
+                   "pretraining) instead of random init")
+    p.add_argument("--llm-lr", type=float, default=2e-3, help="peak learning rate of the LLM (cosine)")
     args = p.parse_args(argv)
     if args.quick:
         args.vision_images, args.vision_steps = 64, 2
@@ -66,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
 
     from groundinggpt.miniature.corpus import audio_clip_features, audio_corpus, chat_corpus, image_corpus
+    from groundinggpt.miniature.parts import load_part
+    from groundinggpt.miniature.skills import SKILL_MAX_LENGTH, skill_examples, skills_corpus
     from groundinggpt.miniature.pretrain import encode_chats, pretrain_audio, pretrain_llm, pretrain_vision
 
     config = miniature_config()
@@ -110,11 +117,26 @@ def main(argv: list[str] | None = None) -> int:
     if "llm" in wanted:
         say(f"[llm] corpus of {args.llm_chats} text-only chats ...")
         t = time.perf_counter()
-        encoded = encode_chats(processor, chat_corpus(args.llm_chats, stream=0))
+        skills = round(args.llm_skills * args.llm_chats)
+        encoded = encode_chats(processor, chat_corpus(args.llm_chats - skills, stream=0))
+        # Skill chats hold an 8x8 grid of words (64 tokens): a longer limit than the plain chats need.
+        encoded += encode_chats(processor, skills_corpus(skills, stream=0), max_length=SKILL_MAX_LENGTH)
         val = encode_chats(processor, chat_corpus(min(500, args.llm_chats), stream=1))
-        say(f"[llm] language-model pretraining, {args.llm_steps} steps")
+        if args.llm_from:
+            load_part(model.language_model, Path(args.llm_from), "llm")
+        say(f"[llm] language-model pretraining, {args.llm_steps} steps ({skills} skill chats"
+            f"{', from ' + args.llm_from if args.llm_from else ''})")
         report = pretrain_llm(model.language_model, encoded, pad_id=tokenizer.pad_token_id, steps=args.llm_steps,
-                              seed=args.seed, validation=val, say=say, bf16=True, device=args.llm_device)
+                              lr=args.llm_lr, seed=args.seed, validation=val, say=say, bf16=True,
+                              device=args.llm_device)
+        if skills:
+            from groundinggpt.miniature.pretrain import validation_loss
+
+            skill_val = encode_chats(processor, skills_corpus(min(500, skills), stream=1),
+                                     max_length=SKILL_MAX_LENGTH)
+            report["validation_skills"] = {"loss": validation_loss(model.language_model, skill_val,
+                                                                   tokenizer.pad_token_id)}
+        report.update(skills_share=args.llm_skills, started_from=args.llm_from, skills=skill_examples())
         device = torch.cuda.get_device_name() if args.llm_device.startswith("cuda") else "cpu"
         info["reports"]["llm"] = _finished(report, t, {**environment, "device": device})
     save_parts(out, vision=model.vision_tower, audio=model.audio_encoder, llm=model.language_model, info=info)

@@ -27,8 +27,8 @@ from ..models.configuration_groundinggpt import GroundingGPTVideoConfig
 from ..presets import tiny_config, tiny_tokenizer
 from ..processor import GroundingGPTProcessor, ProcessorConfig
 
-__all__ = ["ASSETS", "PART_FILES", "SYSTEM_PROMPT", "MINIATURE_OVERRIDES", "build_miniature", "load_parts_info",
-           "miniature_config", "miniature_processor", "save_parts"]
+__all__ = ["ASSETS", "PART_FILES", "SYSTEM_PROMPT", "MINIATURE_OVERRIDES", "build_miniature", "load_part",
+           "load_parts_info", "miniature_config", "miniature_processor", "save_parts"]
 
 #: The committed parts.
 ASSETS = Path(str(resources.files("groundinggpt") / "assets" / "miniature"))
@@ -87,6 +87,11 @@ def load_parts_info(directory: str | Path | None = None) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: run scripts/pretrain_miniature.py to create the miniature parts")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_part(module: torch.nn.Module, directory: str | Path, name: str) -> None:
+    """Load part ``name`` (``vision``, ``audio`` or ``llm``) of the parts folder ``directory`` into ``module``."""
+    _load_into(module, Path(directory) / PART_FILES[name], name)
 
 
 def _load_into(module: torch.nn.Module, path: Path, name: str) -> None:

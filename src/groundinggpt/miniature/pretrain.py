@@ -28,7 +28,7 @@ from torch import nn
 from ..data.dataset import DataCollator
 from .corpus import NUM_COLOUR_CLASSES, NUM_SHAPE_CLASSES, NUM_SIZE_CLASSES, ImageCorpus, normalise_pixels
 
-__all__ = ["TextEncoder", "pretrain_vision", "pretrain_audio", "pretrain_llm", "cosine_lr"]
+__all__ = ["TextEncoder", "pretrain_vision", "pretrain_audio", "pretrain_llm", "cosine_lr", "validation_loss"]
 
 
 class TextEncoder(nn.Module):
@@ -325,6 +325,21 @@ def encode_chats(processor, chats: list[list[tuple[str, str]]], max_length: int 
     return out
 
 
+def validation_loss(model: nn.Module, encoded: list[tuple[list[int], list[int]]], pad_id: int,
+                    device: str = "cpu") -> float:
+    """Mean next-token loss on the answers of ``encoded`` chats (batches of 64), rounded to 4 digits."""
+    collator = DataCollator(pad_token_id=pad_id)
+    model.to(device).eval()
+    losses = []
+    with torch.no_grad():
+        for k in range(0, len(encoded), 64):
+            batch = collator([{"input_ids": torch.tensor(i), "labels": torch.tensor(lab),
+                               "attention_mask": torch.ones(len(i), dtype=torch.long)} for i, lab in encoded[k:k + 64]])
+            losses.append(model(input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device),
+                                labels=batch["labels"].to(device)).loss.item())
+    return round(sum(losses) / len(losses), 4)
+
+
 def pretrain_llm(
     model: nn.Module,
     encoded: list[tuple[list[int], list[int]]],
@@ -385,13 +400,7 @@ def pretrain_llm(
     result: dict[str, Any] = {"steps": steps, "batch_size": batch_size, "lr": lr, "seconds": time.perf_counter() - t0,
                               "chats": len(encoded), "final": log[-1] if log else {}}
     if validation:
-        val_items = as_items(validation)
-        with torch.no_grad():
-            losses = []
-            for k in range(0, len(validation), 64):
-                ids, labels, att = collate(val_items[k : k + 64])
-                losses.append(model(input_ids=ids, attention_mask=att, labels=labels).loss.item())
-        result["validation"] = {"loss": round(sum(losses) / len(losses), 4)}
+        result["validation"] = {"loss": validation_loss(model, validation, pad_id, device)}
         if say:
             say(f"  validation: {result['validation']}")
     model.to("cpu")
