@@ -70,3 +70,24 @@ def test_pretraining_script_writes_loadable_parts(tmp_path):
     assert set(info["reports"]) == {"vision", "audio", "llm"}
     model, processor = build_miniature(tmp_path)
     assert processor.config.system_prompt
+
+
+@pytest.mark.slow
+def test_pretraining_script_mixes_text_skills_and_continues_from_a_parts_folder(tmp_path):
+    from safetensors.torch import load_file
+
+    from groundinggpt.miniature import ASSETS, load_parts_info
+
+    result = subprocess.run([sys.executable, str(ROOT / "scripts" / "pretrain_miniature.py"), "--quick",
+                             "--parts", "llm", "--llm-skills", "0.5", "--llm-from", str(ASSETS), "--llm-lr", "1e-5",
+                             "--out", str(tmp_path), "--threads", "1"], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "32 skill chats" in result.stderr
+    report = load_parts_info(tmp_path)["reports"]["llm"]
+    assert report["skills_share"] == 0.5 and report["started_from"] == str(ASSETS)
+    assert set(report["skills"]) == {"recall", "grid", "sequence", "order", "formats"}
+    assert report["validation_skills"]["loss"] > 0
+    # two steps at lr 1e-5 from the committed LLM: still the committed weights, not a random init
+    before, after = load_file(str(ASSETS / "llm.safetensors")), load_file(str(tmp_path / "llm.safetensors"))
+    for key in ("model.embed_tokens.weight", "lm_head.weight"):
+        assert torch.allclose(before[key].float(), after[key].float(), atol=2e-3), key
