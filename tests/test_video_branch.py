@@ -124,3 +124,16 @@ def test_a_folder_saved_before_input_norm_loads_the_branch_it_was_trained_with(c
     assert again.video_branch.input_norm is not None
     with torch.no_grad():
         torch.testing.assert_close(again.video_branch(features), new.video_branch(features))
+
+
+def test_the_released_front_keeps_the_released_forward():
+    """``eva_blip2`` frames are BLIP-2 Q-Former outputs: no frame LayerNorm, positions and Q-Former at 0.02."""
+    from groundinggpt.models import GroundingGPTVideoConfig
+
+    released = GroundingGPTVideoConfig(frame_encoder="eva_blip2")
+    assert (released.input_norm, released.position_init_std, released.qformer_initializer_range) == (False, 0.02, 0.02)
+    clip = GroundingGPTVideoConfig()
+    assert (clip.input_norm, clip.position_init_std, clip.qformer_initializer_range) == (True, 1.0, None)
+    assert clip.qformer_config(128).initializer_range == 64 ** -0.5
+    with pytest.raises(ValueError, match="released forward has no LayerNorm"):
+        GroundingGPTVideoConfig(frame_encoder="eva_blip2", input_norm=True)
