@@ -249,3 +249,30 @@ def test_temporal_iou_hand_cases():
     assert temporal_iou((0, 4), (1, 2)) == pytest.approx(0.25)
     assert temporal_iou((3, 3), (3, 3)) == 0.0
     assert temporal_iou(Span(0.5, 0.0), (0.0, 0.25)) == pytest.approx(0.5)
+
+
+def test_one_iou_rule_everywhere_reversed_corners_put_in_order():
+    """grounding, eval metrics and the synthetic baselines give the same IoU, reversed input included."""
+    import numpy as np
+
+    from groundinggpt.data.synthetic import baselines
+    from groundinggpt.eval import metrics
+    from groundinggpt.grounding import accuracy_at, box_iou_array, span_iou_array
+
+    rng = np.random.default_rng(0)
+    boxes_a, boxes_b = rng.random((50, 4)), rng.random((40, 4))  # about half have reversed corners
+    spans_a, spans_b = rng.random((50, 2)), rng.random((40, 2))
+    box_matrix = baselines._box_iou_matrix(boxes_a, boxes_b)
+    span_matrix = baselines._span_iou_matrix(spans_a, spans_b)
+    assert box_matrix.shape == (50, 40) and np.array_equal(box_matrix, box_iou_array(boxes_a[:, None], boxes_b[None]))
+    for i in range(0, 50, 7):
+        for j in range(0, 40, 5):
+            expected = box_iou(Box(*boxes_a[i]).normalized(), Box(*boxes_b[j]).normalized())
+            assert box_iou(boxes_a[i], boxes_b[j]) == expected == metrics.box_iou(boxes_a[i], boxes_b[j])
+            assert box_matrix[i, j] == expected
+            t = temporal_iou(Span(*spans_a[i]).normalized(), Span(*spans_b[j]).normalized())
+            assert temporal_iou(spans_a[i], spans_b[j]) == t == metrics.temporal_iou(spans_a[i], spans_b[j])
+            assert span_matrix[i, j] == t
+    assert float(span_iou_array([5, 3], [2, 6])) == pytest.approx(0.5)
+    assert accuracy_at([0.5, 0.49, 1.0], 0.5) == pytest.approx(200 / 3) and accuracy_at([], 0.5) == 0.0
+    assert metrics.rec_accuracy([(0.5, 0.5, 0, 0), None], [(0, 0, 0.5, 0.5)] * 2)["accuracy"] == 50.0

@@ -26,12 +26,15 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from numbers import Real
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "Box", "Span", "GroundedEntity", "format_box", "format_span", "parse_boxes",
     "parse_spans", "parse_grounding", "original_to_square", "square_to_original",
     "span_to_seconds", "seconds_to_span", "box_iou", "temporal_iou", "replace_boxes",
-    "invalid_coordinates",
+    "invalid_coordinates", "box_iou_array", "span_iou_array", "accuracy_at",
 ]
 
 
@@ -384,21 +387,59 @@ def seconds_to_span(start_s: float, end_s: float, duration: float) -> Span:
 
 
 # --- overlap ---------------------------------------------------------------------
-def box_iou(a: Box | Sequence[float], b: Box | Sequence[float]) -> float:
-    """Intersection over union of two boxes (Box or 4 numbers, any one frame)."""
-    a = (a if isinstance(a, Box) else Box(*a)).normalized()
-    b = (b if isinstance(b, Box) else Box(*b)).normalized()
-    iw = max(0.0, min(a.x2, b.x2) - max(a.x1, b.x1))
-    ih = max(0.0, min(a.y2, b.y2) - max(a.y1, b.y1))
+# The one IoU of the project: evaluation metrics, the blind baselines of the synthetic
+# world and the quickstart all call these. The rule for reversed input: corners are put
+# in order first (x1 <= x2, y1 <= y2, start <= end), the same rule the parser applies to
+# every box and span it reads from model text, so a score does not depend on whether an
+# answer was parsed before it was scored. Areas are continuous (no "+1" pixel rule), an
+# empty union scores 0.
+
+
+def box_iou_array(a: Any, b: Any) -> np.ndarray:
+    """IoU of boxes ``a`` [..., 4] and ``b`` [..., 4] (``x1, y1, x2, y2``), numpy-broadcast.
+
+    ``box_iou_array(cands[:, None], boxes[None])`` is the matrix of every candidate with every box.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    ax1, ax2 = np.minimum(a[..., 0], a[..., 2]), np.maximum(a[..., 0], a[..., 2])
+    ay1, ay2 = np.minimum(a[..., 1], a[..., 3]), np.maximum(a[..., 1], a[..., 3])
+    bx1, bx2 = np.minimum(b[..., 0], b[..., 2]), np.maximum(b[..., 0], b[..., 2])
+    by1, by2 = np.minimum(b[..., 1], b[..., 3]), np.maximum(b[..., 1], b[..., 3])
+    iw = np.clip(np.minimum(ax2, bx2) - np.maximum(ax1, bx1), 0.0, None)
+    ih = np.clip(np.minimum(ay2, by2) - np.maximum(ay1, by1), 0.0, None)
     inter = iw * ih
-    union = a.area + b.area - inter
-    return inter / union if union > 0 else 0.0
+    union = (ax2 - ax1) * (ay2 - ay1) + (bx2 - bx1) * (by2 - by1) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def span_iou_array(a: Any, b: Any) -> np.ndarray:
+    """Temporal IoU of spans ``a`` [..., 2] and ``b`` [..., 2] (``start, end``), numpy-broadcast."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    a_start, a_end = np.minimum(a[..., 0], a[..., 1]), np.maximum(a[..., 0], a[..., 1])
+    b_start, b_end = np.minimum(b[..., 0], b[..., 1]), np.maximum(b[..., 0], b[..., 1])
+    inter = np.clip(np.minimum(a_end, b_end) - np.maximum(a_start, b_start), 0.0, None)
+    union = (a_end - a_start) + (b_end - b_start) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def box_iou(a: Box | Sequence[float], b: Box | Sequence[float]) -> float:
+    """Intersection over union of two boxes (Box or 4 numbers, any one frame); corners put in order."""
+    return float(box_iou_array(a.as_list() if isinstance(a, Box) else list(a),
+                               b.as_list() if isinstance(b, Box) else list(b)))
 
 
 def temporal_iou(a: Span | Sequence[float], b: Span | Sequence[float]) -> float:
-    """Intersection over union of two time spans (Span or ``(start, end)``, any unit)."""
-    a = (a if isinstance(a, Span) else Span(*a)).normalized()
-    b = (b if isinstance(b, Span) else Span(*b)).normalized()
-    inter = max(0.0, min(a.end, b.end) - max(a.start, b.start))
-    union = a.length + b.length - inter
-    return inter / union if union > 0 else 0.0
+    """Intersection over union of two time spans (Span or ``(start, end)``, any unit); ends put in order."""
+    return float(span_iou_array(a.as_list() if isinstance(a, Span) else list(a),
+                                b.as_list() if isinstance(b, Span) else list(b)))
+
+
+def accuracy_at(ious: Sequence[float] | np.ndarray, threshold: float = 0.5) -> float:
+    """Acc@τ (REC Acc@0.5, Charades-STA R@1 IoU=m): percent of IoUs ``>= threshold``; 0 for none.
+
+    Example:
+        >>> accuracy_at([0.9, 0.5, 0.2, 0.0], 0.5)
+        50.0
+    """
+    n = len(ious)
+    return 100.0 * sum(1 for v in ious if v >= threshold) / n if n else 0.0

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import grounding
+
 __all__ = [
     "box_iou",
     "rec_accuracy",
@@ -145,7 +147,8 @@ def box_iou(a: BoxLike, b: BoxLike) -> float:
     """Intersection over union of two axis-aligned boxes (continuous coordinates).
 
     Boxes are ``(x1, y1, x2, y2)`` in any single coordinate frame (pixels or
-    relative).  Area is ``max(0, x2 - x1) * max(0, y2 - y1)`` -- continuous
+    relative); reversed corners are put in order first (the rule of
+    :func:`groundinggpt.grounding.box_iou`, which this calls).  Area is ``max(0, x2 - x1) * max(0, y2 - y1)`` -- continuous
     coordinates, no "+1" pixel convention, as in the REC evaluations of Shikra /
     MiniGPT-v2 / Ferret that GroundingGPT compares against.
 
@@ -160,15 +163,7 @@ def box_iou(a: BoxLike, b: BoxLike) -> float:
     ba, bb = _as_box(a), _as_box(b)
     if ba is None or bb is None:
         return 0.0
-    ix1, iy1 = max(ba[0], bb[0]), max(ba[1], bb[1])
-    ix2, iy2 = min(ba[2], bb[2]), min(ba[3], bb[3])
-    inter = max(0.0, ix2 - ix1) * max(0.0, iy2 - iy1)
-    area_a = max(0.0, ba[2] - ba[0]) * max(0.0, ba[3] - ba[1])
-    area_b = max(0.0, bb[2] - bb[0]) * max(0.0, bb[3] - bb[1])
-    union = area_a + area_b - inter
-    if union <= 0.0:
-        return 0.0
-    return inter / union
+    return grounding.box_iou(ba, bb)
 
 
 def rec_accuracy(
@@ -194,9 +189,8 @@ def rec_accuracy(
         None/malformed predictions, "ious": per-sample IoU list}``.
     """
     _check_lengths(preds, gts, "rec_accuracy")
-    correct = 0
     misses = 0
-    ious: list[float] = []
+    ious: list[float] = []  # a miss scores IoU 0, as in temporal_grounding_metrics
     for i, (pred, gt) in enumerate(zip(preds, gts)):
         g = _gt_box(gt, i)
         p = _as_box(pred)
@@ -204,15 +198,12 @@ def rec_accuracy(
             misses += 1
             ious.append(0.0)
             continue
-        iou = box_iou(p, g)
-        ious.append(iou)
-        if iou >= threshold:
-            correct += 1
+        ious.append(box_iou(p, g))
     n = len(gts)
     return {
-        "accuracy": 100.0 * correct / n if n else 0.0,
+        "accuracy": grounding.accuracy_at(ious, threshold),
         "n": n,
-        "correct": correct,
+        "correct": sum(1 for v in ious if v >= threshold),
         "misses": misses,
         "ious": ious,
     }
@@ -231,7 +222,10 @@ def temporal_iou(a: SpanLike, b: SpanLike) -> float:
     (huangb23/VTimeLLM ``vtimellm/eval/eval.py``: ``iou``, without its rounding to
     2 decimals) and the 2D-TAN-family ``iou`` helpers.  For overlapping spans
     this union equals ``len1 + len2 - inter``; for disjoint spans the IoU is 0 either
-    way.  A reversed span (start > end) never intersects and scores 0.
+    way.  A reversed span (start > end) has its ends put in order first: the rule of
+    :func:`groundinggpt.grounding.temporal_iou`, which this calls, and of the parser,
+    which orders every span it reads from model text (so parsed answers were never
+    reversed here; only direct calls with raw pairs see the rule).
 
     Args:
         a: First span (2-sequence or object with ``start``/``end``).
@@ -243,11 +237,7 @@ def temporal_iou(a: SpanLike, b: SpanLike) -> float:
     sa, sb = _as_span(a), _as_span(b)
     if sa is None or sb is None:
         return 0.0
-    inter = max(0.0, min(sa[1], sb[1]) - max(sa[0], sb[0]))
-    union = max(sa[1], sb[1]) - min(sa[0], sb[0])
-    if union <= 0.0:
-        return 0.0
-    return inter / union
+    return grounding.temporal_iou(sa, sb)
 
 
 def temporal_grounding_metrics(
@@ -287,8 +277,7 @@ def temporal_grounding_metrics(
     n = len(gts)
     out: dict[str, Any] = {}
     for t in thresholds:
-        hits = sum(1 for v in ious if v >= t)
-        out[f"R1@{t:g}"] = 100.0 * hits / n if n else 0.0
+        out[f"R1@{t:g}"] = grounding.accuracy_at(ious, t)
     out["mIoU"] = 100.0 * sum(ious) / n if n else 0.0
     out["n"] = n
     out["misses"] = misses

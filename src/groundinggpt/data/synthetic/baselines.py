@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...grounding import accuracy_at, box_iou_array, span_iou_array
+
 __all__ = ["ConstantBaseline", "best_constant_box", "best_constant_span"]
 
 
@@ -41,21 +43,11 @@ class ConstantBaseline:
 
 def _box_iou_matrix(cands: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """IoU of every candidate (rows) with every box (columns); corners ``x1, y1, x2, y2``."""
-    c, b = cands[:, None, :], boxes[None, :, :]
-    iw = np.clip(np.minimum(c[..., 2], b[..., 2]) - np.maximum(c[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(c[..., 3], b[..., 3]) - np.maximum(c[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area_c = (c[..., 2] - c[..., 0]) * (c[..., 3] - c[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    union = area_c + area_b - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return box_iou_array(cands[:, None, :], boxes[None, :, :])
 
 
 def _span_iou_matrix(cands: np.ndarray, spans: np.ndarray) -> np.ndarray:
-    c, s = cands[:, None, :], spans[None, :, :]
-    inter = np.clip(np.minimum(c[..., 1], s[..., 1]) - np.maximum(c[..., 0], s[..., 0]), 0, None)
-    union = (c[..., 1] - c[..., 0]) + (s[..., 1] - s[..., 0]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    return span_iou_array(cands[:, None, :], spans[None, :, :])
 
 
 def _box_candidates(train: np.ndarray) -> np.ndarray:
@@ -108,8 +100,8 @@ def _fit(train, test, train_keys, test_keys, iou, candidates, threshold: float) 
     test_iou = np.diagonal(iou(test_pred, test)) if constants else iou(test_pred, test)[0]
     return ConstantBaseline(
         constant=[round(float(v), 4) for v in best],
-        train_accuracy=100.0 * float(np.mean(train_iou >= threshold)),
-        test_accuracy=100.0 * float(np.mean(test_iou >= threshold)),
+        train_accuracy=accuracy_at(train_iou, threshold),
+        test_accuracy=accuracy_at(test_iou, threshold),
         test_mean_iou=float(np.mean(test_iou)),
         constants=constants,
     )
