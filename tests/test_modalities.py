@@ -39,6 +39,7 @@ def test_every_entry_is_backed_by_the_processor_model_and_media_layers():
         assert isinstance(getattr(pc, m.seq_length_field), int)
         assert all(hasattr(pc, f) for f in m.settings), m.name
         assert callable(getattr(model_cls, m.encode)) and callable(m.loader_function())
+        assert callable(m.probe_function())
         assert m.config_key is None or hasattr(mc, m.config_key)
 
 

@@ -24,7 +24,9 @@ One :class:`Modality` says, for one kind of medium:
   (tensor, {"original_size": ..., "duration": ...})``. Written as a string so that this table
   (which the model imports) pulls in no decoder; :meth:`Modality.load` imports it on first use;
 - ``settings``: the processor config fields the loader reads, i.e. what shapes the tensor
-  (part of the feature cache's key).
+  (part of the feature cache's key);
+- ``probe``: ``"module:function"`` that opens one file cheaply before training and returns
+  why it is unusable, or ``None`` (:func:`groundinggpt.media.probe.probe_medium`).
 
 This module imports nothing of the package but ``errors``: the model may read it without
 depending on media decoding (see the import rules in ``docs/architecture.md``).
@@ -65,6 +67,7 @@ class Modality:
     config_key: str | None
     loader: str
     settings: tuple[str, ...]
+    probe: str
 
     @property
     def token_field(self) -> str:
@@ -86,6 +89,11 @@ class Modality:
         module, _, function = self.loader.partition(":")
         return getattr(importlib.import_module(module), function)
 
+    def probe_function(self) -> Callable[[Any, int | None], str | None]:
+        """The cheap usability check named by ``probe``: ``(path, max_image_pixels) -> reason or None``."""
+        module, _, function = self.probe.partition(":")
+        return getattr(importlib.import_module(module), function)
+
     def load(self, source: Any, config: Any) -> tuple[Any, dict[str, Any]]:
         """Decode one medium with the processor settings ``config`` → (tensor, info fields)."""
         return self.loader_function()(source, config)
@@ -94,16 +102,16 @@ class Modality:
 MODALITIES: tuple[Modality, ...] = (
     Modality(name="image", token="<image>", raw_key="pixel_values", feature_key="image_features",
              encoder="vision_tower", encode="encode_images", branch="image_adapter", config_key=None,
-             loader="groundinggpt.media.loaders:load_image_medium",
+             loader="groundinggpt.media.loaders:load_image_medium", probe="groundinggpt.media.probe:probe_image",
              settings=("image_size", "image_mean", "image_std")),
     Modality(name="video", token="<video>", raw_key="pixel_values_videos", feature_key="video_features",
              encoder="vision_tower", encode="encode_videos", branch="video_branch", config_key="video_config",
-             loader="groundinggpt.media.loaders:load_video_medium",
+             loader="groundinggpt.media.loaders:load_video_medium", probe="groundinggpt.media.probe:probe_video",
              settings=("num_frames", "image_size", "image_mean", "image_std", "video_size", "video_sampling",
                        "video_resize")),
     Modality(name="audio", token="<audio>", raw_key="input_features", feature_key="audio_features",
              encoder="audio_encoder", encode="encode_audios", branch="audio_branch", config_key="audio_config",
-             loader="groundinggpt.media.loaders:load_audio_medium",
+             loader="groundinggpt.media.loaders:load_audio_medium", probe="groundinggpt.media.probe:probe_audio",
              settings=("num_clips", "clip_seconds", "num_mel_bins", "target_frames", "audio_mean", "audio_std")),
 )
 

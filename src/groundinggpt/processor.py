@@ -44,7 +44,7 @@ from .errors import InputError, MediaError
 from .grounding import Box, GroundedEntity, original_to_square, parse_grounding, replace_boxes, square_to_original
 from .media.audio import AUDIO_MEAN, AUDIO_STD
 from .media.image import CLIP_MEAN, CLIP_STD
-from .modalities import MEDIA_KINDS, MODALITIES, PART_TYPES_IN_WORDS, get_modality
+from .modalities import MEDIA_INPUT_NAMES, MEDIA_KINDS, MODALITIES, PART_TYPES_IN_WORDS, get_modality
 
 PROCESSOR_CONFIG_NAME = "groundinggpt_processor.json"
 
@@ -194,6 +194,44 @@ def _part_source(part: dict[str, Any], kind: str, where: str) -> Any:
         f"{where}: a {kind!r} part has no file: expected a {kind!r} field holding a path, bytes, "
         f"{'PIL image, ' if kind == 'image' else ''}or data: URL"
     )
+
+
+def collate_rows(rows: list[dict[str, Any]], pad_token_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
+    """Encoded conversations → one padded batch: the one collator of the project.
+
+    Each row holds 1-D ``input_ids`` (a list or tensor), optionally ``labels`` and
+    ``attention_mask`` of the same length, and media tensors under the modality table's
+    keys with a leading count (``pixel_values`` [k, 3, S, S] ...). Text is padded to the
+    longest row on ``padding_side`` (``"left"`` for generation, ``"right"`` for training):
+    ``input_ids`` with ``pad_token_id``, ``labels`` with -100, ``attention_mask`` with 0. Media
+    are concatenated row by row, in order — the order in which the model fills the
+    placeholders. Used by :meth:`GroundingGPTProcessor.__call__` and the training
+    :class:`~groundinggpt.data.dataset.DataCollator`.
+
+    Example:
+        >>> b = collate_rows([{"input_ids": [5, 6, 7]}, {"input_ids": [8]}], pad_token_id=0, padding_side="left")
+        >>> b["input_ids"].tolist(), b["attention_mask"].tolist()
+        ([[5, 6, 7], [0, 0, 8]], [[1, 1, 1], [0, 0, 1]])
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    longest = max(len(r["input_ids"]) for r in rows)
+    input_ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(rows), longest), dtype=torch.long)
+    labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
+    for row, r in enumerate(rows):
+        n = len(r["input_ids"])
+        sl = slice(longest - n, longest) if padding_side == "left" else slice(0, n)
+        input_ids[row, sl] = torch.as_tensor(r["input_ids"], dtype=torch.long)
+        attention[row, sl] = torch.as_tensor(r["attention_mask"], dtype=torch.long) if "attention_mask" in r else 1
+        if "labels" in r:
+            labels[row, sl] = torch.as_tensor(r["labels"], dtype=torch.long)
+    batch: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+    for key in MEDIA_INPUT_NAMES:
+        present = [r[key] for r in rows if key in r]
+        if present:
+            batch[key] = torch.cat(present, dim=0)
+    return batch
 
 
 class GroundingGPTProcessor(ProcessorMixin):
@@ -514,31 +552,20 @@ class GroundingGPTProcessor(ProcessorMixin):
         return self._collate(encoded, padding_side, return_labels)
 
     def _collate(self, encoded, padding_side: str, return_labels: bool) -> BatchFeature:
-        if padding_side not in ("left", "right"):
-            raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
-        max_len = max(len(ids) for ids, *_ in encoded)
-        input_ids = torch.full((len(encoded), max_len), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(encoded), max_len), dtype=torch.long)
-        labels = torch.full((len(encoded), max_len), IGNORE_INDEX, dtype=torch.long)
-        for row, (ids, labs, _, _) in enumerate(encoded):
-            n = len(ids)
-            sl = slice(max_len - n, max_len) if padding_side == "left" else slice(0, n)
-            input_ids[row, sl] = torch.tensor(ids, dtype=torch.long)
-            attention[row, sl] = 1
-            labels[row, sl] = torch.tensor(labs, dtype=torch.long)
-        data: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention}
-        if return_labels:
-            data["labels"] = labels
         for m in MODALITIES:
-            tensors = [t for _, _, media, _ in encoded for t in media[m.name]]
-            if len({t.shape for t in tensors}) > 1:
+            shapes = {t.shape for _, _, media, _ in encoded for t in media[m.name]}
+            if len(shapes) > 1:
                 # "index" sampling keeps a short clip's own frame count, as the released inference does.
-                raise InputError(f"{m.name} media of shapes {sorted({tuple(t.shape) for t in tensors})} cannot share "
+                raise InputError(f"{m.name} media of shapes {sorted(tuple(s) for s in shapes)} cannot share "
                                  "a batch (a clip shorter than num_frames keeps its own frames with frame_sampling "
                                  "'index'); send them in separate batches")
-            if tensors:
-                data[m.raw_key] = torch.stack(tensors)
+        rows = [{"input_ids": ids, "labels": labs,
+                 **{m.raw_key: torch.stack(media[m.name]) for m in MODALITIES if media[m.name]}}
+                for ids, labs, media, _ in encoded]
+        data: dict[str, Any] = collate_rows(rows, pad_id, padding_side)
+        if not return_labels:
+            del data["labels"]
         feature = BatchFeature(data=data)
         feature["media_info"] = [infos for *_, infos in encoded]
         return feature

@@ -46,8 +46,9 @@ from torch.utils.data import Dataset
 
 from .. import jsonsafe
 from ..errors import MediaError
+from ..media.probe import probe_medium
 from ..modalities import FEATURE_KEYS, MEDIA_KINDS, MODALITIES, RAW_KEYS
-from ..processor import IGNORE_INDEX, GroundingGPTProcessor, MediaInfo
+from ..processor import IGNORE_INDEX, GroundingGPTProcessor, MediaInfo, collate_rows
 from .schema import DataError, Sample
 
 if TYPE_CHECKING:
@@ -144,70 +145,6 @@ class SkipReport:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-# ---- cheap media probe --------------------------------------------------------------------
-
-
-def probe_medium(kind: str, path: str | os.PathLike, max_image_pixels: int | None = None) -> str | None:
-    """Open one medium cheaply; return ``None`` if usable, else the reason.
-
-    Cheaper than decoding for training: an image's header is read and its structure
-    verified (no pixel decode), a video's container is opened and one frame decoded, an
-    audio file's header is read. Catches missing, empty, truncated-header and
-    wrong-type files; a file corrupt deep inside still fails later, in ``__getitem__``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return f"{path}: file not found" if not path.exists() else f"{path}: not a regular file"
-    if path.stat().st_size == 0:
-        return f"{path}: the file is empty (0 bytes)"
-    try:
-        if kind == "image":
-            from PIL import Image
-
-            with Image.open(path) as im:
-                w, h = im.size
-                if w <= 0 or h <= 0:
-                    return f"{path}: image has size {w}x{h}"
-                if max_image_pixels is not None and w * h > max_image_pixels:
-                    return f"{path}: image has {w * h} pixels, more than max_image_pixels={max_image_pixels}"
-                im.verify()
-        elif kind == "video":
-            from ..media.containers import open_input
-            from ..media.video import video_stream
-
-            with open_input(str(path)) as container:
-                try:
-                    video_stream(container, str(path))  # the loader's own checks (a still image ...)
-                except MediaError as e:
-                    return str(e)
-                if next(container.decode(video=0), None) is None:
-                    return f"{path}: no decodable video frame"
-        elif kind == "audio":
-            import soundfile as sf
-
-            try:
-                info = sf.info(str(path))
-                if info.frames == 0:
-                    return f"{path}: contains no audio samples"
-                from ..media.audio import check_audio_extent
-
-                try:
-                    check_audio_extent(info.frames, info.samplerate, str(path))
-                except MediaError as e:
-                    return str(e)
-            except RuntimeError:  # not a libsndfile format: an m4a, or a video's audio track
-                from ..media.containers import open_input
-
-                with open_input(str(path)) as container:
-                    if not container.streams.audio:
-                        return f"{path}: expected an audio stream, found none"
-        else:
-            return f"{path}: unknown media kind {kind!r}"
-    except Exception as e:  # noqa: BLE001 - any decoder failure means "unusable", with its message
-        return f"{path}: cannot be opened as {kind} ({type(e).__name__}: {e})"
-    return None
 
 
 # ---- dataset ----------------------------------------------------------------------------------
@@ -502,31 +439,17 @@ class DataCollator:
             raise DataError("the collator was given an empty list of items")
         if not good:
             good = [self._replacement()]
-        longest = max(int(x["input_ids"].shape[0]) for x in good)
-        n = len(good)
-        input_ids = torch.full((n, longest), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((n, longest), IGNORE_INDEX, dtype=torch.long)
-        attention = torch.zeros((n, longest), dtype=torch.long)
-        for row, x in enumerate(good):
-            length = int(x["input_ids"].shape[0])
-            input_ids[row, :length] = x["input_ids"]
-            labels[row, :length] = x["labels"]
-            attention[row, :length] = x["attention_mask"]
-        batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
         for m in MODALITIES:
-            kind, raw, feat = m.name, m.raw_key, m.feature_key
-            with_raw = [x for x in good if raw in x]
-            with_feat = [x for x in good if feat in x]
+            with_raw = [x for x in good if m.raw_key in x]
+            with_feat = [x for x in good if m.feature_key in x]
             if with_raw and with_feat:
                 # The model takes one form per kind; mixing would misalign the splice.
                 raise DataError(
-                    f"batch mixes cached {kind} features (sample {with_feat[0].get('id')!r}) with raw {kind} media "
-                    f"(sample {with_raw[0].get('id')!r}): build the feature cache over all samples first "
+                    f"batch mixes cached {m.name} features (sample {with_feat[0].get('id')!r}) with raw {m.name} "
+                    f"media (sample {with_raw[0].get('id')!r}): build the feature cache over all samples first "
                     "(FeatureCache.build), or train without a cache"
                 )
-            for key, have in ((raw, with_raw), (feat, with_feat)):
-                if have:
-                    batch[key] = torch.cat([x[key] for x in have], dim=0)
+        batch: dict[str, Any] = collate_rows(good, self.pad_token_id, "right")
         if self.return_ids:
             batch["ids"] = [x.get("id") for x in good]
         return batch
