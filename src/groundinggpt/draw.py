@@ -1,8 +1,18 @@
-"""Pictures of grounded answers: labelled boxes on an image, time spans on a timeline.
+"""Every picture the project draws, in one place with one set of colours.
 
-Used by the terminal chat's ``/save``, the web page and evaluation reports. Boxes come
-in *relative* coordinates of the original image (what :class:`GroundedOutput.boxes`
-holds) or in pixels; spans in seconds (``GroundedOutput.spans_seconds``).
+- Grounded answers (PIL, for the terminal chat's ``/save`` and the web page):
+  :func:`draw_boxes` / :func:`draw_grounding` put labelled boxes on an image,
+  :func:`draw_timeline` puts time spans on a timeline. Boxes come in *relative*
+  coordinates of the original image (what :class:`GroundedOutput.boxes` holds) or in
+  pixels; spans in seconds (``GroundedOutput.spans_seconds``).
+- Evaluation examples (matplotlib, ``examples.png``): :func:`draw_examples` shows
+  predicted boxes / spans in :data:`PRED_COLOUR` and the ground truth in
+  :data:`TRUTH_COLOUR`, so a reader sees at a glance whether a model is off by a frame
+  (a coordinate-frame bug), always answers the same box (a collapsed model) or is wrong.
+- Metric bars (matplotlib, the quickstart's ``metrics.png``): :func:`bar_chart`.
+
+matplotlib is imported only when a matplotlib picture is drawn, always with the file-only
+``Agg`` backend.
 
 Example:
     >>> from PIL import Image
@@ -13,14 +23,22 @@ Example:
 
 from __future__ import annotations
 
+import math
+import os
+import textwrap
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
-from ..grounding import Box
+from .grounding import Box
 
-__all__ = ["PALETTE", "draw_boxes", "draw_grounding", "draw_timeline", "colour"]
+__all__ = ["PALETTE", "PRED_COLOUR", "TRUTH_COLOUR", "draw_boxes", "draw_grounding", "draw_timeline", "colour",
+           "draw_examples", "bar_chart"]
+
+PRED_COLOUR = "#e8590c"  # orange: what the model said
+TRUTH_COLOUR = "#2b8a3e"  # green: the annotation (and a target)
 
 # Saturated colours that stay readable on photos and on a white timeline; the first
 # one is also the colour tests look for.
@@ -169,3 +187,149 @@ def _tick_step(duration: float) -> float:
         if duration / (step * mult) <= 10:
             return step * mult
     return step * 10
+
+
+# ---- matplotlib pictures (files only) ---------------------------------------------------------
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)  # files only: never needs a display
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _caption(sample: Any) -> str:
+    e = sample.extra
+    return str(e.get("expression") or e.get("sentence") or e.get("text") or e.get("class") or "")
+
+
+def _boxes(target: Any) -> list[list[float]]:
+    if target and isinstance(target[0], (list, tuple)):
+        return [list(b) for b in target]
+    return [list(target)] if target else []
+
+
+def _draw_box_panel(ax: Any, sample: Any, record: dict[str, Any], image_path: str) -> None:
+    from matplotlib.patches import Rectangle
+    from PIL import ImageOps
+
+    with Image.open(image_path) as img:
+        img = ImageOps.exif_transpose(img).convert("RGB")
+    w, h = img.size
+    ax.imshow(img)
+    for box in _boxes(sample.target):
+        x1, y1, x2, y2 = box[0] * w, box[1] * h, box[2] * w, box[3] * h
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2, ec=TRUTH_COLOUR))
+    pred = record.get("parsed")
+    if isinstance(pred, list) and len(pred) == 4:
+        x1, y1, x2, y2 = pred[0] * w, pred[1] * h, pred[2] * w, pred[3] * h
+        ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, lw=2, ec=PRED_COLOUR, ls="--"))
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _draw_span_panel(ax: Any, sample: Any, record: dict[str, Any]) -> None:
+    # Charades records carry seconds; synthetic spans stay fractions of the clip.
+    if record.get("truth_seconds") is not None:
+        truth, pred, end, unit = record["truth_seconds"], record.get("seconds"), record["duration"], "seconds"
+    else:
+        truth, pred, end, unit = sample.target, record.get("parsed"), 1.0, "fraction of the clip"
+    ax.barh(1, truth[1] - truth[0], left=truth[0], height=0.6, color=TRUTH_COLOUR)
+    if isinstance(pred, list) and len(pred) == 2:
+        ax.barh(0, pred[1] - pred[0], left=pred[0], height=0.6, color=PRED_COLOUR)
+    ax.set_xlim(0, end)
+    ax.set_ylim(-0.6, 1.6)
+    ax.set_yticks([0, 1], ["pred", "truth"], fontsize=7)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_xlabel(unit, fontsize=7)
+
+
+def draw_examples(task: Any, samples: Sequence[Any], records: Sequence[dict[str, Any]], path: str | os.PathLike,
+                  limit: int = 12) -> int:
+    """Draw up to ``limit`` evaluation examples into a PNG grid; returns how many were drawn (0: no file).
+
+    Box samples need their image on disk; samples whose image is missing are skipped.
+    """
+    chosen = []
+    for sample, record in zip(samples, records):
+        kind = task.example_kind(sample)
+        if kind == "box":
+            image = sample.first_path("image")
+            if image and os.path.isfile(image):
+                chosen.append((kind, sample, record, image))
+        elif kind == "span" and record.get("status") != "error":
+            chosen.append((kind, sample, record, None))
+        if len(chosen) >= limit:
+            break
+    if not chosen:
+        return 0
+    plt = _pyplot()
+    from matplotlib.patches import Patch
+
+    cols = min(4, len(chosen))
+    rows = math.ceil(len(chosen) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.2 * rows), squeeze=False)
+    for ax in axes.flat[len(chosen):]:
+        ax.axis("off")
+    for ax, (kind, sample, record, image) in zip(axes.flat, chosen):
+        if kind == "box":
+            _draw_box_panel(ax, sample, record, image)
+        else:
+            _draw_span_panel(ax, sample, record)
+        score = record.get("score")
+        label = getattr(task, "score_label", "IoU")
+        head = f"{sample.id}" + (f"  {label} {score:.2f}" if isinstance(score, (int, float)) else "")
+        if record.get("status") not in ("ok", None):
+            head += f"  [{record['status']}]"
+        caption = textwrap.shorten(_caption(sample), 90)
+        ax.set_title(head + ("\n" + "\n".join(textwrap.wrap(caption, 38)) if caption else ""), fontsize=7)
+    fig.legend(handles=[Patch(color=PRED_COLOUR, label="predicted"), Patch(color=TRUTH_COLOUR, label="truth")],
+               loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.savefig(Path(path), dpi=100)
+    plt.close(fig)
+    return len(chosen)
+
+
+def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float | None], str]],
+              targets: Sequence[float | None], path: str | os.PathLike, *, title: str, ylabel: str,
+              names: dict[str, str] | None = None) -> Path:
+    """Grouped bars (one group per task, one bar per series) with each group's target as a dashed tick.
+
+    Args:
+        groups: the x-axis groups (task names).
+        series: ``(legend label, one value per group (None draws 0), colour)`` per bar of a group.
+        targets: one target per group (None: no tick), drawn in :data:`TRUTH_COLOUR`.
+        path: the PNG to write.
+        title / ylabel: the chart's title and y label (the y axis runs 0-100).
+        names: display names of the groups (defaults to the group names).
+    """
+    plt = _pyplot()
+    names = names or {}
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=110)
+    width = 0.26
+    centre = (len(series) - 1) / 2
+    for i, (label, values, colour_) in enumerate(series):
+        bars = ax.bar([x + (i - centre) * width for x in range(len(groups))], [v or 0.0 for v in values], width,
+                      label=label, color=colour_)
+        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
+    first = True
+    for x, target in enumerate(targets):
+        if target is None:
+            continue
+        half = len(series) / 2 * width
+        ax.hlines(target, x - half, x + half, colors=TRUTH_COLOUR, linestyles="--", linewidth=1.2,
+                  label="target" if first else None)
+        first = False
+    ax.set_xticks(range(len(groups)), [names.get(g, g) for g in groups], fontsize=8)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)

@@ -82,35 +82,18 @@ def _how_to(model: str, image: str = "PICTURE.png", expression: str = "the red c
 
 def plot_metrics(report: dict[str, Any], path: Path) -> Path:
     """Bar chart: per task, the model beside its blind baselines, with the target as a tick."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from ..draw import PRED_COLOUR, bar_chart
 
     names = {"rec": "REC\nAcc@0.5", "temporal": "temporal grounding\nR@1, IoU 0.5",
              "sound": "sound localisation\nAcc@0.5"}
-    series = [("model", "value", "#e8590c"), ("same model, no media", "without_media", "#868e96"),
-              ("best constant answer", "constant_baseline", "#ced4da")]
     tasks = list(report["metrics"])
-    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=110)
-    width = 0.26
-    for i, (label, key, colour) in enumerate(series):
-        values = [report["metrics"][t].get(key) or 0.0 for t in tasks]
-        bars = ax.bar([x + (i - 1) * width for x in range(len(tasks))], values, width, label=label, color=colour)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7, padding=1)
-    for x, t in enumerate(tasks):
-        target = report["metrics"][t]["target"]
-        ax.hlines(target, x - 1.5 * width, x + 1.5 * width, colors="#2b8a3e", linestyles="--", linewidth=1.2,
-                  label="target" if x == 0 else None)
-    ax.set_xticks(range(len(tasks)), [names.get(t, t) for t in tasks], fontsize=8)
-    ax.set_ylabel("% of held-out questions")
-    ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, loc="upper right", ncol=2)
-    ax.set_title("Held-out grounding accuracy vs blind baselines", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    series = [(label, [report["metrics"][t].get(key) for t in tasks], colour)
+              for label, key, colour in (("model", "value", PRED_COLOUR),
+                                         ("same model, no media", "without_media", "#868e96"),
+                                         ("best constant answer", "constant_baseline", "#ced4da"))]
+    return bar_chart(tasks, series, [report["metrics"][t]["target"] for t in tasks], path,
+                     title="Held-out grounding accuracy vs blind baselines", ylabel="% of held-out questions",
+                     names=names)
 
 
 def build_report(out: Path, state: dict[str, Any], *, ablation: str | None = None,
