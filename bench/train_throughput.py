@@ -357,7 +357,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                          "an OMP_WAIT_POLICY already in the environment wins); default: leave it alone")
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="write all results as JSON here")
+    ap.add_argument("--output", dest="out", type=Path, default=None, help="write all results as JSON here")
     ap.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=True,
                     help="also time real `train` runs on toy data without/with --feature-cache")
     ap.add_argument("--e2e-samples", type=int, default=96, help="toy REC samples per e2e run")

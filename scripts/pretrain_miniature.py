@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from groundinggpt.miniature.parts import PART_FILES, build_miniature
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=str(ASSETS), help="parts folder to write (default: the committed assets)")
+    p.add_argument("--output", dest="out", default=str(ASSETS), help="parts folder to write (default: the committed assets)")
     p.add_argument("--parts", default="vision,audio,llm", help="which parts to train; the others are loaded from --out")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--seed", type=int, default=0)

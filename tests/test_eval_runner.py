@@ -13,6 +13,7 @@ import os
 import pytest
 
 from groundinggpt import GenerationSettings, GroundingGPT
+from groundinggpt.cli import run_command
 from groundinggpt.eval import cli as eval_cli
 from groundinggpt.eval.formats import FormatError
 from groundinggpt.eval.runner import evaluate
@@ -27,8 +28,7 @@ def run_eval(argv: list[str]) -> int:
     """``groundinggpt eval ...`` with only the eval command registered."""
     parser = argparse.ArgumentParser(prog="groundinggpt")
     eval_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return run_command(parser.parse_args(argv))
 
 
 def outputs(out) -> tuple[dict, list[dict]]:

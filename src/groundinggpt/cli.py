@@ -3,6 +3,12 @@
 Each job lives with its code and registers itself here through a
 ``register(subparsers)`` function in its own module (listed in ``COMMANDS``), so
 this file stays a table of contents.
+
+Conventions every command follows: ``--output`` names what it writes (argparse's prefix
+matching also takes ``--out``), ``--quiet`` turns progress bars off, and errors are
+reported here, once: an error the user can fix (:class:`GroundingGPTError`, a bad value, a
+missing or unreadable file) is one line ``groundinggpt COMMAND: error: ...`` and exit
+status 2, never a traceback; the commands themselves do not catch and print.
 """
 
 from __future__ import annotations
@@ -40,17 +46,33 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _label(args: argparse.Namespace) -> str:
+    """The command as the user typed it, with its benchmark for ``eval`` (``eval refcoco``)."""
+    task = getattr(args, "task", None)
+    return f"{args.command} {task}" if args.command == "eval" and isinstance(task, str) else args.command
+
+
+def add_quiet(parser: argparse.ArgumentParser, *old: str) -> None:
+    """``--quiet`` (no progress bars); ``old`` spellings stay accepted but are not shown in ``--help``."""
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    for flag in old:
+        parser.add_argument(flag, dest="quiet", action="store_true", help=argparse.SUPPRESS)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command(build_parser().parse_args(argv))
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run a parsed command (``args.func``) under the one error handler; returns the exit status."""
     try:
         result = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (GroundingGPTError, OSError) as e:
-        # A wrong path or a bad input file is the user's to fix: one line, not a traceback.
-        print(f"groundinggpt {args.command}: error: {e}", file=sys.stderr)
+    except (GroundingGPTError, OSError, ValueError) as e:
+        # A wrong path, a bad value or a bad input file is the user's to fix: one line, not a traceback.
+        print(f"groundinggpt {_label(args)}: error: {e}", file=sys.stderr)
         return 2
     return int(result or 0)
 

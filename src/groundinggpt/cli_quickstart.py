@@ -33,7 +33,6 @@ world generator and the trainer) is imported when the command runs, not when the
 from __future__ import annotations
 
 import argparse
-import sys
 
 __all__ = ["ABLATIONS", "add_arguments", "main", "register"]
 
@@ -42,24 +41,20 @@ ABLATIONS = ("coarse-to-fine",)
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .errors import GroundingGPTError
-    from .quickstart import QuickstartError, default_plan, fast_plan, run_quickstart
+    from .quickstart import default_plan, fast_plan, run_quickstart
 
-    try:
-        plan = fast_plan(args.seed, args.parts) if args.fast else default_plan(args.seed, args.parts)
-        report = run_quickstart(args.out, plan=plan, overwrite=args.overwrite, ablation=args.ablation,
-                                progress=not args.no_progress, threads=args.threads)
-    except (QuickstartError, GroundingGPTError) as e:
-        print(f"groundinggpt quickstart: error: {e}", file=sys.stderr)
-        return 2
+    # QuickstartError and bad inputs are reported in one line by groundinggpt.cli.main.
+    plan = fast_plan(args.seed, args.parts) if args.fast else default_plan(args.seed, args.parts)
+    report = run_quickstart(args.output, plan=plan, overwrite=args.overwrite, ablation=args.ablation,
+                            progress=not args.quiet, threads=args.threads)
     print(report["summary_text"])
     return 0
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", default="quickstart-run", help="output folder (default: ./quickstart-run); an "
-                   "interrupted run there is resumed")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart run in --out")
+    p.add_argument("--output", default="quickstart-run", help="output folder (default: ./quickstart-run); an "
+                   "interrupted run there is resumed (--out works too)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier quickstart run in --output")
     p.add_argument("--ablation", choices=ABLATIONS, help="also run the paper's Table 7 ablation (stage 1 on "
                    "coarse data only vs coarse + fine), reporting REC for both")
     p.add_argument("--seed", type=int, default=0, help="world and training seed")
@@ -67,7 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--parts", help="folder of pretrained miniature parts (default: the committed ones)")
     p.add_argument("--fast", action="store_true", help="a very small world and 2 steps per stage: checks the "
                    "whole path in about 15 seconds (the numbers mean nothing)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    from .cli import add_quiet
+
+    add_quiet(p, "--no-progress")
 
 
 def register(subparsers) -> None:

@@ -11,10 +11,9 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from groundinggpt.errors import GroundingGPTError
+from groundinggpt.cli import add_quiet
 from groundinggpt.eval.tasks import BOXES_FRAMES, get_task, task_names
 from groundinggpt.loading import add_device_arguments
 
@@ -38,7 +37,7 @@ def _add_common(p: argparse.ArgumentParser, task_cls) -> None:
     add_device_arguments(p)
     p.add_argument("--limit", type=int, help="evaluate only the first N samples")
     p.add_argument("--num-examples", type=int, default=12, help="examples in examples.png (0: none)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(p, "--no-progress")
 
 
 def _load_model(args: argparse.Namespace):
@@ -52,27 +51,24 @@ def run(args: argparse.Namespace) -> int:
     from groundinggpt.api import GenerationSettings
     from groundinggpt.eval.runner import evaluate
 
-    try:
-        task = args.task_cls(args)
-        if getattr(args, "judge_endpoint", None):
-            from groundinggpt.eval.judge import Judge
+    # Bad inputs are reported in one line by groundinggpt.cli.main.
+    task = args.task_cls(args)
+    if getattr(args, "judge_endpoint", None):
+        from groundinggpt.eval.judge import Judge
 
-            task.judge = Judge(args.judge_endpoint, args.judge_model, args.judge_api_key)
-        model = _load_model(args) if args.model else None
-        settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                                      top_p=args.top_p, seed=args.seed)
-        settings.generate_kwargs()  # validates before any work
-        output = Path(args.output or Path("eval-results") / task.name)
-        evaluate(
-            task, output, model=model, predictions=args.predictions,
-            source=str(Path(args.model).resolve()) if args.model and args.model != "tiny" else args.model,
-            prompt=args.prompt, settings=settings, batch_size=args.batch_size,
-            boxes_frame=getattr(args, "boxes_frame", "original"),
-            limit=args.limit, num_examples=args.num_examples, progress=not args.no_progress,
-        )
-    except (GroundingGPTError, ValueError, FileNotFoundError) as e:
-        print(f"groundinggpt eval {args.task}: error: {e}", file=sys.stderr)
-        return 2
+        task.judge = Judge(args.judge_endpoint, args.judge_model, args.judge_api_key)
+    model = _load_model(args) if args.model else None
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                  top_p=args.top_p, seed=args.seed)
+    settings.generate_kwargs()  # validates before any work
+    output = Path(args.output or Path("eval-results") / task.name)
+    evaluate(
+        task, output, model=model, predictions=args.predictions,
+        source=str(Path(args.model).resolve()) if args.model and args.model != "tiny" else args.model,
+        prompt=args.prompt, settings=settings, batch_size=args.batch_size,
+        boxes_frame=getattr(args, "boxes_frame", "original"),
+        limit=args.limit, num_examples=args.num_examples, progress=not args.quiet,
+    )
     print((output / "summary.md").read_text(), end="")
     print(f"outputs in {output}/")
     return 0

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..cli_quickstart import ABLATIONS
 from ..data.synthetic.generate import TEST_FILES
+from ..errors import GroundingGPTError
 
 __all__ = ["ABLATIONS", "FAST_WORLD", "GOALS", "QUICKSTART_WORLD", "TARGETS", "TESTS", "AblationPlan", "Plan",
            "QuickstartError", "coarse_to_fine", "default_plan", "fast_plan"]
@@ -52,7 +53,7 @@ GOALS = {"rec": 80.0, "temporal": 60.0, "sound": 80.0}
 STAGE_FILES: dict[str, tuple[str, ...]] = {"1": ("stage1.jsonl",), "2": ("stage2.jsonl",), "3": ("stage3.jsonl",)}
 
 
-class QuickstartError(RuntimeError):
+class QuickstartError(GroundingGPTError, RuntimeError):
     """The output folder cannot be used (another run, a foreign folder) or a phase failed."""
 
 

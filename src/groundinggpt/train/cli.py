@@ -15,7 +15,6 @@ Table 9, 8 GPUs) otherwise; explicit flags and ``--set KEY=VALUE`` override it.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def _csv(text: str) -> list[str]:
@@ -23,8 +22,7 @@ def _csv(text: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.schema import DataError
-    from .recipe import RecipeError, build_config
+    from .recipe import build_config
     from .run import train
 
     overrides = {
@@ -39,14 +37,12 @@ def run(args: argparse.Namespace) -> int:
         # --dtype: the weights' load dtype (mixed precision stays the recipe's bf16/fp16 setting)
         "load_dtype": None if args.dtype in (None, "auto") else args.dtype,
     }
-    try:
-        config = build_config(args.recipe, overrides=overrides, sets=args.set,
-                              training_overrides={"max_steps": args.max_steps, "seed": args.seed,
-                                                  "use_cpu": True if args.device == "cpu" else None})
-        train(config)
-    except (RecipeError, DataError, OSError, ValueError) as e:  # bad recipe, data, folders: one line
-        print(f"groundinggpt train: error: {e}", file=sys.stderr)
-        return 2
+    # A bad recipe, data or folder (RecipeError, DataError, OSError, ValueError) is reported in one
+    # line by groundinggpt.cli.main.
+    config = build_config(args.recipe, overrides=overrides, sets=args.set,
+                          training_overrides={"max_steps": args.max_steps, "seed": args.seed,
+                                              "use_cpu": True if args.device == "cpu" else None})
+    train(config)
     return 0
 
 

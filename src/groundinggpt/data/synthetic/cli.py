@@ -1,4 +1,4 @@
-"""``groundinggpt synthetic ROOT``: write the synthetic world (also ``python -m groundinggpt.data.synthetic``)."""
+"""``groundinggpt synthetic --output DIR``: write the synthetic world (also ``python -m groundinggpt.data.synthetic``)."""
 
 from __future__ import annotations
 
@@ -28,9 +28,11 @@ def _count(text: str) -> tuple[str, str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("root", help="output folder: new or empty (or an earlier world, with --overwrite)")
+    parser.add_argument("--output", help="output folder: new or empty (or an earlier world, with --overwrite)")
+    # The folder as a positional argument, as the command first took it (still accepted; not in --help).
+    parser.add_argument("root", nargs="?", help=argparse.SUPPRESS)
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace the world already in ROOT (its media and files; nothing else is touched)")
+                        help="replace the world already in --output (its media and files; nothing else is touched)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--image-size", type=_size, action="append", metavar="WxH",
                         help="image size; repeat to draw from several (default 64x64)")
@@ -68,7 +70,16 @@ def _prepare_root(root: Path, overwrite: bool) -> None:
     manifest.unlink()
 
 
+def _output(args: argparse.Namespace) -> str:
+    if args.output and args.root and Path(args.output) != Path(args.root):
+        raise SystemExit(f"two output folders given: --output {args.output} and {args.root}; give one")
+    if not (args.output or args.root):
+        raise SystemExit("give the output folder: --output DIR")
+    return args.output or args.root
+
+
 def run(args: argparse.Namespace) -> int:
+    args.root = _output(args)
     _prepare_root(Path(args.root), args.overwrite)
     sizes = {g: {f: round(n * args.scale) for f, n in fams.items()} for g, fams in DEFAULT_SIZES.items()}
     for group, family, n in args.set:
