@@ -300,7 +300,7 @@ def run_interleaved(cases: list[Case], warmup: int, steps: int, block: int, budg
 def e2e_runs(batch_size: int, n_samples: int, seed: int, log: Callable[[str], None]) -> dict[str, Any]:
     """One real stage-2 ``train`` run on toy REC data, without and with --feature-cache."""
     from groundinggpt.train.recipe import build_config
-    from groundinggpt.train.run import RUN_LOG, train
+    from groundinggpt.train.run import train
     from groundinggpt.train.toy import write_toy_dataset
 
     out: dict[str, Any] = {}
@@ -318,20 +318,19 @@ def e2e_runs(batch_size: int, n_samples: int, seed: int, log: Callable[[str], No
             )
             t = time.perf_counter()
             with contextlib.redirect_stdout(sys.stderr):  # the Trainer prints its metrics: keep stdout the table
-                run_dir = train(cfg)
+                result = train(cfg)
             wall = time.perf_counter() - t
-            rl = json.loads((run_dir / RUN_LOG).read_text())
             out[name] = {
-                "samples": rl["data"]["trained_on"],
-                "steps": rl["throughput"]["global_steps"],
-                "samples_per_second": rl["throughput"]["samples_per_second"],
-                "tokens_per_second": rl["throughput"]["tokens_per_second"],
-                "train_runtime_s": rl["metrics"].get("train_runtime"),
-                "prepare_data_s": rl["timings"]["prepare_data_s"],
-                "total_s": rl["timings"]["total_s"],
+                "samples": result.data["trained_on"],
+                "steps": result.throughput.global_steps,
+                "samples_per_second": result.throughput.samples_per_second,
+                "tokens_per_second": result.throughput.tokens_per_second,
+                "train_runtime_s": result.metrics.get("train_runtime"),
+                "prepare_data_s": result.timings["prepare_data_s"],
+                "total_s": result.timings["total_s"],
                 "wall_s": wall,
-                "feature_cache": rl["feature_cache"],
-                "final_train_loss": rl["final_train_loss"],
+                "feature_cache": result.feature_cache,
+                "final_train_loss": result.final_train_loss,
             }
             log(f"  e2e {name}: {out[name]['samples_per_second']:.2f} samples/s "
                 f"({out[name]['steps']} steps, train {out[name]['train_runtime_s']:.1f} s, wall {wall:.1f} s)")

@@ -488,3 +488,17 @@ def test_eval_is_a_groundinggpt_subcommand(tmp_path):
     preds = write_predictions(tmp_path / "p.jsonl", {1: "yes", 2: "no", 3: "no"})
     assert main(["eval", "pope", "--predictions", str(preds), "--output", str(tmp_path / "o"), *flags]) == 0
     assert outputs(tmp_path / "o")[0]["metrics"]["accuracy"] == 100.0
+
+
+def test_evaluate_returns_the_summary_summary_json_is_written_from(tmp_path):
+    from groundinggpt.eval.summary import EvalSummary
+
+    flags, preds = build_refcoco(tmp_path), tmp_path / "preds.jsonl"
+    write_predictions(preds, {"0_100": "It is [0.100, 0.200, 0.400, 0.800]."})
+    args = argparse.Namespace(refs=flags[1], instances=flags[3], images=flags[5], split="val")
+    summary = evaluate(get_task("rec")(args), tmp_path / "out", predictions=preds, progress=False)
+    assert isinstance(summary, EvalSummary) and summary.task == "rec" and summary.mode == "predictions"
+    on_disk = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert json.loads(json.dumps(summary.to_dict(), default=str)) == on_disk
+    assert dict(summary) == summary.to_dict() and summary["metrics"] is summary.metrics
+    assert EvalSummary.from_dict(on_disk).metrics == summary.metrics

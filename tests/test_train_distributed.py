@@ -41,7 +41,7 @@ def single_process(images, tmp_path_factory):
                                            "output": str(tmp_path_factory.mktemp("single") / "out")},
                           sets=[*COMMON_SETS, "per_device_train_batch_size=2"],
                           training_overrides={"max_steps": STEPS})
-    return train(config)
+    return train(config).output
 
 
 def torchrun(images, output, extra_sets, env=None, timeout=300, stage=1, model="tiny", nproc=2, expect_ok=True):
@@ -124,7 +124,7 @@ def test_deepspeed_zero3_stage2_from_a_saved_model(images, single_process, tmp_p
                                            "output": str(tmp_path / "single2")},
                           sets=[*COMMON_SETS, "per_device_train_batch_size=2"],
                           training_overrides={"max_steps": STEPS})
-    reference = train(config)
+    reference = train(config).output
     ds_json = cpu_deepspeed_config(tmp_path / "zero3-cpu.json", 3)
     out = torchrun(images, tmp_path / "ds2", [f"deepspeed={ds_json}"], env={"DS_ACCELERATOR": "cpu"},
                    timeout=500, stage=2, model=single_process)

@@ -36,7 +36,7 @@ def run_stage(data, output, stage=1, model="tiny", sets=(), max_steps=1, **overr
     config = build_config(None, overrides={"stage": stage, "model": str(model), "data": data,
                                            "output": str(output), **overrides},
                           sets=[*ONE_STEP_OVER_EVERYTHING, *sets], training_overrides={"max_steps": max_steps})
-    return train(config)
+    return train(config).output
 
 
 def by_module(state: dict[str, torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
@@ -462,3 +462,11 @@ def test_checkpointing_arguments_follow_the_installed_transformers():
     names = _argument_names(TrainingArguments)
     args = TrainingArguments(output_dir="unused", report_to=[], use_cpu=True, **checkpointing_arguments(True, names))
     assert getattr(args, "activation_checkpointing", None) or args.gradient_checkpointing
+
+
+def test_train_returns_the_result_run_log_json_is_written_from(stage1):
+    from groundinggpt.train.result import TrainResult
+
+    result = TrainResult.read(stage1)
+    assert result.to_dict() == json.loads((stage1 / "run_log.json").read_text())
+    assert result.stage == 1 and result.output == stage1.resolve() and result.throughput.global_steps >= 1

@@ -8,12 +8,13 @@
   ``task_image`` (rec, pope, vqav2), ``task_video`` (charades-sta, video-qa),
   ``task_sound`` (vggss) and ``task_synthetic``.
 * :mod:`groundinggpt.eval.runner` -- model or predictions file → scored records,
-  summary, example grid (:mod:`groundinggpt.eval.report`), with resume.
+  :class:`~groundinggpt.eval.summary.EvalSummary` (``summary.json``), example grid
+  (:mod:`groundinggpt.eval.report`), with resume.
 * :mod:`groundinggpt.eval.judge` -- the GPT judge of open-ended video QA.
 * :mod:`groundinggpt.eval.lmms_eval_plugin` -- the ``groundinggpt`` model for lmms-eval.
 
-``metrics`` and ``formats`` are independent of the model code and of
-:mod:`groundinggpt.grounding`.
+``metrics`` and ``formats`` are independent of the model code; ``metrics`` takes its IoU and
+Acc@τ from :mod:`groundinggpt.grounding` (one rule for the whole project).
 """
 
 from __future__ import annotations

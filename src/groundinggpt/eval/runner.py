@@ -34,6 +34,7 @@ from groundinggpt import jsonsafe
 from groundinggpt.errors import InputError, MediaError
 from groundinggpt.eval import formats
 from groundinggpt.eval.report import draw_examples, summary_markdown
+from groundinggpt.eval.summary import EvalSummary
 from groundinggpt.eval.tasks import BOXES_FRAMES, Sample, Task
 
 __all__ = ["evaluate", "PREDICTIONS_FILE", "SUMMARY_FILE", "EXAMPLES_FILE"]
@@ -74,7 +75,7 @@ def evaluate(
     limit: int | None = None,
     num_examples: int = 12,
     progress: bool = True,
-) -> dict[str, Any]:
+) -> EvalSummary:
     """Evaluate a model, or score a predictions file, on one task.
 
     Args:
@@ -92,7 +93,8 @@ def evaluate(
         progress: Show a tqdm progress bar.
 
     Returns:
-        The summary (also written to ``summary.json``).
+        The :class:`~groundinggpt.eval.summary.EvalSummary` (also written to ``summary.json`` and
+        ``summary.md``).
 
     Raises:
         InputError / FormatError: Bad arguments or benchmark files.
@@ -141,15 +143,15 @@ def evaluate(
     others = [r for pid, r in previous.items() if pid not in records]
     _write_records(out / PREDICTIONS_FILE, ordered + others)
 
-    summary = _summarize(task, samples, ordered, mode, source, template, boxes_frame, settings)
-    summary.update(extra)
+    examples = None
     if task.grounding and num_examples > 0:
         if draw_examples(task, samples, ordered, out / EXAMPLES_FILE, num_examples):
-            summary["examples"] = EXAMPLES_FILE
-    summary["elapsed_s"] = round(time.time() - started, 2)
-    (out / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, default=str) + "\n")
-    (out / SUMMARY_MD_FILE).write_text(summary_markdown(summary, task.metric_digits))
-    _check_scored(task, ordered, out, summary)
+            examples = EXAMPLES_FILE
+    summary = _summarize(task, samples, ordered, mode, source, template, boxes_frame, settings, extra, examples,
+                         round(time.time() - started, 2))
+    summary.write(out / SUMMARY_FILE)
+    (out / SUMMARY_MD_FILE).write_text(summary_markdown(summary.to_dict(), task.metric_digits))
+    _check_scored(task, ordered, out, summary.to_dict())
     return summary
 
 
@@ -353,23 +355,22 @@ def _score_predictions(task, samples, path, boxes_frame, previous, progress):
 
 
 # ---- summary -----------------------------------------------------------------------------
-def _summarize(task, samples, records, mode, source, template, boxes_frame, settings) -> dict[str, Any]:
+def _summarize(task, samples, records, mode, source, template, boxes_frame, settings, extra, examples,
+               elapsed_s) -> EvalSummary:
     counts: dict[str, int] = {}
     for r in records:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
     misses = [_miss(r) for r in records if r["status"] not in _SCORED and r["status"] != "not_judged"]
-    summary: dict[str, Any] = {
-        "task": task.name, "mode": mode, "source": source, "prompt": template,
+    details = dict(task.summarize(samples, records)) if samples else {}
+    return EvalSummary(
+        task=task.name, mode=mode, source=source, prompt=template,
         # Only box answers have a frame; the line would mislead for spans and text.
-        "boxes_frame": boxes_frame if task.takes_boxes_frame() else None,
-        "n": len(samples), "answered": sum(1 for r in records if r.get("answer") is not None),
-        "misses": len(misses), "status_counts": counts,
-    }
-    summary.update(task.summarize(samples, records) if samples else {"metrics": {}})
-    if mode == "model" and settings is not None:
-        summary["generation"] = dict(settings.__dict__)
-    summary["miss_list"] = misses
-    return summary
+        boxes_frame=boxes_frame if task.takes_boxes_frame() else None,
+        n=len(samples), answered=sum(1 for r in records if r.get("answer") is not None),
+        misses=len(misses), status_counts=counts, metrics=details.pop("metrics", {}), details=details,
+        generation=dict(settings.__dict__) if mode == "model" and settings is not None else None,
+        miss_list=misses, extra=extra, examples=examples, elapsed_s=elapsed_s,
+    )
 
 
 def _miss(record: dict[str, Any]) -> dict[str, Any]:

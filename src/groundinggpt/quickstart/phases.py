@@ -219,18 +219,17 @@ class Quickstart:
         if not self.progress:
             sets.append("disable_tqdm=true")
         config = build_config(plan.recipes[key], overrides=overrides, sets=sets, training_overrides=training)
-        train(config)
-        log = json.loads((output / "run_log.json").read_text(encoding="utf-8"))
+        result = train(config)
         for ckpt in output.glob("checkpoint-*"):  # only needed to resume this stage
             shutil.rmtree(ckpt, ignore_errors=True)
-        return {"samples": log["data"]["samples"], "by_task": log["data"]["by_task"],
-                "replay": log["data"]["replay"], "trained_on": log["data"]["trained_on"],
-                "steps": log["throughput"]["global_steps"],
-                "samples_per_second": log["throughput"]["samples_per_second"],
-                "final_train_loss": log["final_train_loss"], "train_seconds": round(log["timings"]["train_s"], 1),
-                "learning_rate": log["config"]["training"].get("learning_rate"),
-                "batch_size": log["config"]["training"].get("per_device_train_batch_size"),
-                "alpha": log["config"]["alpha"], "recipe": log["recipe"]}
+        return {"samples": result.data["samples"], "by_task": result.data["by_task"],
+                "replay": result.data["replay"], "trained_on": result.data["trained_on"],
+                "steps": result.throughput.global_steps,
+                "samples_per_second": result.throughput.samples_per_second,
+                "final_train_loss": result.final_train_loss, "train_seconds": round(result.timings["train_s"], 1),
+                "learning_rate": result.config["training"].get("learning_rate"),
+                "batch_size": result.config["training"].get("per_device_train_batch_size"),
+                "alpha": result.config["alpha"], "recipe": result.recipe}
 
     def _chain(self, plan: Plan, files: dict[str, tuple[str, ...]], replay: dict[str, tuple[str, ...]],
                phase_prefix: str, model_prefix: str, titles: dict[int, str]) -> Path:
@@ -265,8 +264,8 @@ class Quickstart:
             summary = evaluate(task, folder, model=gg, source=str(model_dir), settings=settings,
                                batch_size=self.plan.eval_batch_size, limit=self.plan.eval_limit,
                                num_examples=12 if variant == "with_media" else 0, progress=self.progress)
-            out.setdefault(name, {})[variant] = {"metrics": summary.get("metrics", {}), "n": summary["n"],
-                                                 "misses": summary["misses"], "folder": str(folder.relative_to(self.out))}
+            out.setdefault(name, {})[variant] = {"metrics": summary.metrics, "n": summary.n,
+                                                 "misses": summary.misses, "folder": str(folder.relative_to(self.out))}
             if variant == "with_media" and (folder / "examples.png").is_file():
                 shutil.copyfile(folder / "examples.png", self.out / f"examples_{name}{tag}.png")
         return out

@@ -39,10 +39,10 @@ from .freeze import apply_freeze_plan, format_summary, freeze_summary, plan_for_
 from .lora import add_lora, merge_lora
 from . import run_record
 from .recipe import RecipeError, TrainConfig
+from .result import RUN_LOG, Throughput, TrainResult
 
 logger = logging.getLogger(__name__)
 
-RUN_LOG = "run_log.json"
 SKIP_LOG = "skipped.jsonl"
 _CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -398,8 +398,12 @@ def check_media_root(config: TrainConfig) -> Path:
     return Path(folders[0])
 
 
-def train(config: TrainConfig) -> Path:
-    """Run one training stage; return the output folder holding the final model.
+def train(config: TrainConfig) -> TrainResult:
+    """Run one training stage; return what it did (its ``output`` folder holds the final model).
+
+    The returned :class:`~groundinggpt.train.result.TrainResult` is also written as
+    ``run_log.json`` (by the main process); a finished run asked to ``resume`` returns the
+    one it wrote then.
 
     Args:
         config: see :class:`~groundinggpt.train.recipe.TrainConfig` (built by
@@ -419,7 +423,7 @@ def train(config: TrainConfig) -> Path:
     identity = run_record.run_identity(config)  # hashes the data files: once, before they are read
     if check_output(config, identity):
         print(f"--resume: the run in {output} finished already ({RUN_LOG}); nothing to do", file=sys.stderr)
-        return output
+        return TrainResult.read(output)
     media_root = check_media_root(config)
     if config.resume:
         run_record.pin_threads(run_record.read(output), say=lambda m: print(m, file=sys.stderr, flush=True))
@@ -515,39 +519,31 @@ def train(config: TrainConfig) -> Path:
     timings["save_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t_start
 
+    skips = SkipReport.from_dataset(dataset)
+    metrics = dict(result.metrics)
+    outcome = TrainResult(
+        stage=config.stage, model=config.model, output=output.resolve(), recipe=config.recipe,
+        config=config.to_dict(), world_size=args.world_size,
+        resumed_from=str(resume_from) if resume_from else None,
+        data={**mix, "media_root": str(media_root),
+              # samples skipped while training (too long, a medium that failed) count out too
+              "trained_on": len({s.id for s in dataset.samples} - {sid for sid, _ in skips.skipped})},
+        skipped=skips.to_dict(), freeze=freeze, feature_cache=cache_report, timings=timings,
+        throughput=Throughput(
+            global_steps=trainer.state.global_step,
+            session_steps=trainer.state.global_step - throughput.start_step,
+            samples_per_second=metrics.get("train_samples_per_second"),
+            steps_per_second=metrics.get("train_steps_per_second"),
+            tokens_seen=trainer.state.num_input_tokens_seen,
+            tokens_per_second=throughput.tokens_per_second(trainer.state, metrics.get("train_runtime")),
+        ),
+        # The Trainer's train_loss covers this session only; this one every step of the run.
+        final_train_loss=whole_run_loss(trainer.state.log_history, throughput.start_step,
+                                        metrics.get("train_loss"), trainer.state.global_step),
+        metrics=metrics,
+    )
     if trainer.is_world_process_zero():
-        skips = SkipReport.from_dataset(dataset)
-        metrics = dict(result.metrics)
-        log = {
-            "stage": config.stage,
-            "model": config.model,
-            "output": str(output.resolve()),
-            "recipe": config.recipe,
-            "config": config.to_dict(),
-            "world_size": args.world_size,
-            "resumed_from": str(resume_from) if resume_from else None,
-            "data": {**mix, "media_root": str(media_root),
-                     # samples skipped while training (too long, a medium that failed) count out too
-                     "trained_on": len({s.id for s in dataset.samples} - {sid for sid, _ in skips.skipped})},
-            "skipped": skips.to_dict(),
-            "freeze": freeze,
-            "feature_cache": cache_report,
-            "timings": timings,
-            # Rates of this session (after --resume: of the resumed part only).
-            "throughput": {
-                "global_steps": trainer.state.global_step,
-                "session_steps": trainer.state.global_step - throughput.start_step,
-                "samples_per_second": metrics.get("train_samples_per_second"),
-                "steps_per_second": metrics.get("train_steps_per_second"),
-                "tokens_seen": trainer.state.num_input_tokens_seen,
-                "tokens_per_second": throughput.tokens_per_second(trainer.state, metrics.get("train_runtime")),
-            },
-            # The Trainer's train_loss covers this session only; this one every step of the run.
-            "final_train_loss": whole_run_loss(trainer.state.log_history, throughput.start_step,
-                                               metrics.get("train_loss"), trainer.state.global_step),
-            "metrics": metrics,
-        }
-        (output / RUN_LOG).write_text(json.dumps(log, indent=2, default=str), encoding="utf-8")
+        outcome.write()
         _say(args, skips.summary())
         _say(args, f"saved the stage-{config.stage} model to {output}")
-    return output
+    return outcome
