@@ -12,6 +12,28 @@ import torch
 from PIL import Image, ImageDraw
 
 
+#: Test files in the slow lane: they build and run models end to end, train, serve, run the
+#: benches or a whole quickstart. ``pytest -m "not slow"`` is the fast lane (the text contract,
+#: schemas, readers, metrics, media decoding, the processor, import rules); CI runs everything.
+#: A file not listed here is fast: keep it so, or list it.
+SLOW_FILES = frozenset({
+    "test_api.py", "test_bench_image_padding_memory.py", "test_bench_llm_width_cost.py",
+    "test_bench_stream_latency.py", "test_bench_stream_release_cost.py", "test_bench_train_throughput.py",
+    "test_cli.py", "test_data_build.py", "test_diagnose_selection.py", "test_docstrings.py", "test_eval_judge.py",
+    "test_eval_lmms.py", "test_eval_runner.py", "test_model.py", "test_openmp_policy.py", "test_presets.py",
+    "test_quickstart.py", "test_quickstart_miniature.py", "test_serve_chat.py", "test_serve_server.py",
+    "test_serve_web.py", "test_serve_worker.py", "test_train_distributed.py", "test_train_freeze.py",
+    "test_train_run.py", "test_vision_cut.py", "test_video_branch.py", "test_feature_cache.py", "test_dataset.py",
+    "test_synthetic.py",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_FILES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def tiny():
     """(model, processor) of the tiny preset, random init, eval mode, fixed seed."""
