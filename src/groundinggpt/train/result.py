@@ -12,8 +12,9 @@ Example:
     ...                 throughput=Throughput(global_steps=2, session_steps=2, samples_per_second=5.0,
     ...                                       steps_per_second=1.25, tokens_seen=900, tokens_per_second=560.0),
     ...                 final_train_loss=4.2, metrics={})
-    >>> TrainResult.from_dict(r.to_dict()) == r, r.to_dict()["throughput"]["global_steps"]
-    (True, 2)
+    >>> again = TrainResult.from_dict(r.to_dict())  # what TrainResult.read(folder) does
+    >>> again.throughput == r.throughput, again.output == r.output.resolve(), r.to_dict()["throughput"]["global_steps"]
+    (True, True, 2)
 """
 
 from __future__ import annotations
