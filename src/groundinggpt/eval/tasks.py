@@ -14,8 +14,8 @@ Coordinates: boxes are scored relative to the ORIGINAL image. Answers produced b
 them); answers from a predictions file are too unless ``boxes_frame="square"``,
 in which case they are converted here with the image size.
 
-The tasks themselves live in ``task_image.py`` (rec, pope, vqav2), ``task_video.py``
-(charades-sta, video-qa), ``task_sound.py`` (vggss) and ``task_synthetic.py``.
+The tasks themselves live in :mod:`groundinggpt.eval.benchmarks`, one module per benchmark
+with its reader and scorer.
 """
 
 from __future__ import annotations
@@ -38,7 +38,8 @@ BOXES_FRAMES = ("original", "square")
 
 # Modules that define tasks; imported on first lookup so that ``tasks`` itself stays
 # importable from every task module without a cycle.
-_TASK_MODULES = ("task_image", "task_video", "task_sound", "task_synthetic")
+_TASK_MODULES = ("benchmarks.refcoco", "benchmarks.pope", "benchmarks.vqav2", "benchmarks.charades_sta",
+                 "benchmarks.video_qa", "benchmarks.vggss", "benchmarks.synthetic")
 
 
 @dataclass
@@ -241,8 +242,10 @@ def _load_all() -> None:
 
 
 def task_names() -> list[str]:
+    """The registered tasks, in the order of ``_TASK_MODULES`` (whichever module was imported first)."""
     _load_all()
-    return list(TASKS)
+    order = {f"groundinggpt.eval.{m}": i for i, m in enumerate(_TASK_MODULES)}
+    return sorted(TASKS, key=lambda name: order.get(TASKS[name].__module__, len(order)))
 
 
 def get_task(name: str) -> type[Task]:
