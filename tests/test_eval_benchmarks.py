@@ -226,3 +226,25 @@ def test_synthetic_reader_errors(tmp_path, line, match):
     (tmp_path / "t.jsonl").write_text(line + "\n")
     with pytest.raises(formats.FormatError, match=match):
         read_synthetic(tmp_path / "t.jsonl")
+
+
+def test_each_task_takes_typed_inputs_and_the_command_line_maps_onto_them(tmp_path):
+    import argparse
+    import dataclasses
+
+    from groundinggpt.errors import InputError
+    from groundinggpt.eval.benchmarks.refcoco import RefCOCOInputs
+    from groundinggpt.eval.tasks import TaskInputs, get_task, task_names
+
+    for name in task_names():
+        cls = get_task(name)
+        assert issubclass(cls.Inputs, TaskInputs) and dataclasses.is_dataclass(cls.Inputs), name
+        parser = argparse.ArgumentParser()
+        cls.add_arguments(parser)
+        flags = {a.dest for a in parser._actions if a.dest != "help"}
+        assert flags <= {f.name for f in dataclasses.fields(cls.Inputs)}, (name, flags)
+    task = get_task("rec")(RefCOCOInputs(refs="refs.p", instances="instances.json"))
+    assert task.inputs == RefCOCOInputs("refs.p", "instances.json", None, "val")
+    assert get_task("rec")(argparse.Namespace(refs="r", instances="i", split="testA")).inputs.split == "testA"
+    with pytest.raises(InputError, match="'refs' is required"):
+        get_task("rec")(argparse.Namespace(instances="i"))

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from groundinggpt.eval.runner import evaluate
 
     # Bad inputs are reported in one line by groundinggpt.cli.main.
-    task = args.task_cls(args)
+    task = args.task_cls(args.task_cls.Inputs.from_namespace(args))  # the flags, as the task's typed inputs
     if getattr(args, "judge_endpoint", None):
         from groundinggpt.eval.judge import Judge
 

@@ -21,6 +21,7 @@ with its reader and scorer.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from groundinggpt.errors import InputError
 from groundinggpt.grounding import parse_grounding, square_to_original
 from groundinggpt.prompts import EVAL_PROMPTS
 
-__all__ = ["Sample", "Task", "TASKS", "register_task", "get_task", "task_names", "BOXES_FRAMES"]
+__all__ = ["Sample", "Task", "TaskInputs", "TASKS", "register_task", "get_task", "task_names", "BOXES_FRAMES"]
 
 #: How boxes in a predictions file are expressed: relative to the original image
 #: (what GroundingGPT's API returns) or to the padded square the model sees.
@@ -40,6 +41,26 @@ BOXES_FRAMES = ("original", "square")
 # importable from every task module without a cycle.
 _TASK_MODULES = ("benchmarks.refcoco", "benchmarks.pope", "benchmarks.vqav2", "benchmarks.charades_sta",
                  "benchmarks.video_qa", "benchmarks.vggss", "benchmarks.synthetic")
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """Base of each task's inputs: the benchmark's files and folders, one typed field per flag.
+
+    The command line maps its flags onto a task's :attr:`Task.Inputs` (:meth:`from_namespace`);
+    code builds one directly (``SyntheticInputs(data="test_rec.jsonl")``).
+    """
+
+    @classmethod
+    def from_namespace(cls, namespace: Any) -> TaskInputs:
+        """The fields read from ``namespace``'s attributes (a missing optional one keeps its default)."""
+        values = {}
+        for f in dataclasses.fields(cls):
+            if hasattr(namespace, f.name):
+                values[f.name] = getattr(namespace, f.name)
+            elif f.default is dataclasses.MISSING:
+                raise InputError(f"{cls.__name__}: {f.name!r} is required (the flag --{f.name.replace('_', '-')})")
+        return cls(**values)
 
 
 @dataclass
@@ -105,8 +126,13 @@ class Task:
     #: What scoring a predictions file needs besides the predictions (shown in --help).
     scoring_needs: ClassVar[str] = "scoring needs the annotation files only, no media"
 
-    def __init__(self, args: argparse.Namespace):
-        self.args = args
+    #: The task's inputs as a typed dataclass (its own flags); each task sets its own.
+    Inputs: ClassVar[type[TaskInputs]]
+
+    def __init__(self, inputs: TaskInputs | argparse.Namespace):
+        """``inputs``: the task's :attr:`Inputs`; anything with those attributes (the parsed
+        command line, an ``argparse.Namespace``) is read into one."""
+        self.inputs = inputs if isinstance(inputs, self.Inputs) else self.Inputs.from_namespace(inputs)
         self.judge = None  # set by the runner for judged tasks (video-qa)
         self._sizes: dict[str, tuple[int, int] | None] = {}
 

@@ -14,7 +14,6 @@ package's public entry points: :func:`groundinggpt.data.synthetic.generate_world
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -246,7 +245,7 @@ class Quickstart:
     def _evaluate(self, model_dir: Path, names: tuple[str, ...], tag: str = "") -> dict[str, Any]:
         from ..api import GenerationSettings, GroundingGPT
         from ..eval.runner import evaluate
-        from ..eval.task_synthetic import SyntheticTask
+        from ..eval.benchmarks.synthetic import SyntheticInputs, SyntheticTask
 
         gg = GroundingGPT.from_pretrained(model_dir)
         settings = GenerationSettings(max_new_tokens=48)
@@ -259,7 +258,7 @@ class Quickstart:
             if name == "sound":
                 runs.append((name, "without_audio", "test_sound_no_audio.jsonl"))
         for name, variant, file in runs:
-            task = SyntheticTask(argparse.Namespace(data=str(self.world / file), root=str(self.world), prompt=None))
+            task = SyntheticTask(SyntheticInputs(data=str(self.world / file), root=str(self.world)))
             folder = self.evals / f"{name}{tag}-{variant}"
             summary = evaluate(task, folder, model=gg, source=str(model_dir), settings=settings,
                                batch_size=self.plan.eval_batch_size, limit=self.plan.eval_limit,

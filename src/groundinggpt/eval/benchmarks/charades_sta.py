@@ -24,10 +24,10 @@ from typing import Any
 from groundinggpt import grounding
 from groundinggpt.errors import InputError
 from groundinggpt.eval.io import FormatError, PathLike, SpanLike, as_span, check_lengths, gt_span, join_root
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 from groundinggpt.grounding import parse_grounding
 
-__all__ = [
+__all__ = ["CharadesSTAInputs", 
     "CharadesSTATask", "CharadesSample", "read_charades_durations", "read_charades_sta",
     "temporal_grounding_metrics", "temporal_iou",
 ]
@@ -277,9 +277,20 @@ def _event_phrase(sentence: str) -> str:
     return s[:1].lower() + s[1:] if s[:1].isupper() and not s[:2].isupper() else s
 
 
+@dataclass(frozen=True)
+class CharadesSTAInputs(TaskInputs):
+    """What the ``CharadesSTATask`` reads: its command-line flags ``--annotations``, ``--videos``, ``--durations``, as typed fields."""
+
+    annotations: str
+    videos: str | None = None
+    durations: str | None = None
+
+
 @register_task
 class CharadesSTATask(Task):
     """Charades-STA: R@1 at tIoU 0.3/0.5/0.7 and mIoU, spans compared in seconds."""
+
+    Inputs = CharadesSTAInputs
 
     name = "charades-sta"
     media_flags = "--videos"
@@ -302,12 +313,12 @@ class CharadesSTATask(Task):
                                                 "read from the videos (--predictions needs one of the two)")
 
     def check_scoring_options(self, boxes_frame):
-        if not self.args.durations and not self.args.videos:
+        if not self.inputs.durations and not self.inputs.videos:
             raise InputError("charades-sta --predictions needs --durations Charades_v1_test.csv or --videos: "
                              "answers are fractions of each clip and the truth is in seconds")
 
     def load(self) -> list[Sample]:
-        a = self.args
+        a = self.inputs
         queries = read_charades_sta(a.annotations, video_info_csv=a.durations, video_root=a.videos)
         seen: dict[str, int] = defaultdict(int)
         samples = []

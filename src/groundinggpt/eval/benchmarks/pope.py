@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from groundinggpt.eval.io import FormatError, PathLike, check_lengths, iter_json_lines, join_root, require
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
-__all__ = [
+__all__ = ["PopeInputs", 
     "PopeSample", "PopeTask", "pope_metrics", "pope_metrics_by_split", "pope_parse_answer", "read_pope",
 ]
 
@@ -238,9 +238,20 @@ def pope_metrics_by_split(
     return {split: pope_metrics(p, g) for split, (p, g) in groups.items()}
 
 
+@dataclass(frozen=True)
+class PopeInputs(TaskInputs):
+    """What the ``PopeTask`` reads: its command-line flags ``--questions``, ``--images``, ``--split``, as typed fields."""
+
+    questions: str
+    images: str | None = None
+    split: str | None = None
+
+
 @register_task
 class PopeTask(Task):
     """POPE object hallucination (accuracy, precision, recall, F1, yes-ratio)."""
+
+    Inputs = PopeInputs
 
     name = "pope"
     help = "POPE object hallucination probing (one coco_pope_<split>.json file)"
@@ -254,7 +265,7 @@ class PopeTask(Task):
         parser.add_argument("--split", help="random / popular / adversarial (default: from the file name)")
 
     def load(self) -> list[Sample]:
-        a = self.args
+        a = self.inputs
         questions = read_pope(a.questions, split=a.split, image_root=a.images)
         return [
             Sample(

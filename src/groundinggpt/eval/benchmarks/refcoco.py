@@ -29,9 +29,9 @@ from groundinggpt import grounding
 from groundinggpt.eval.io import (
     BoxLike, FormatError, PathLike, as_box, check_lengths, gt_box, join_root, number, read_json, require,
 )
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
-__all__ = [
+__all__ = ["RefCOCOInputs", 
     "MAX_REFS_BYTES", "MAX_REFS_DEPTH", "RefCOCOTask", "RefSample", "box_iou", "load_refs_pickle",
     "read_refcoco", "rec_accuracy",
 ]
@@ -382,9 +382,21 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
 
 
+@dataclass(frozen=True)
+class RefCOCOInputs(TaskInputs):
+    """What the ``RefCOCOTask`` reads: its command-line flags ``--refs``, ``--instances``, ``--images``, ``--split``, as typed fields."""
+
+    refs: str
+    instances: str
+    images: str | None = None
+    split: str = "val"
+
+
 @register_task
 class RefCOCOTask(Task):
     """Referring expression comprehension, Acc@0.5 in original-image coordinates."""
+
+    Inputs = RefCOCOInputs
 
     name = "rec"
     help = "RefCOCO / RefCOCO+ / RefCOCOg referring expression comprehension (Acc@0.5)"
@@ -400,7 +412,7 @@ class RefCOCOTask(Task):
         parser.add_argument("--split", default="val", help="val, testA, testB, test ... (default: val)")
 
     def load(self) -> list[Sample]:
-        a = self.args
+        a = self.inputs
         refs = read_refcoco(a.refs, a.instances, split=a.split, image_root=a.images)
         return [
             Sample(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from groundinggpt.eval.benchmarks.charades_sta import temporal_grounding_metrics
 from groundinggpt.eval.benchmarks.refcoco import box_iou, rec_accuracy
 from groundinggpt.eval.benchmarks.vqav2 import vqa_normalize_answer
 from groundinggpt.eval.io import FormatError
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 from groundinggpt.grounding import parse_grounding
 from groundinggpt.modalities import MEDIA_KINDS
 
@@ -96,9 +97,20 @@ def read_synthetic(path: str | os.PathLike, root: str | os.PathLike | None = Non
     return out
 
 
+@dataclass(frozen=True)
+class SyntheticInputs(TaskInputs):
+    """What the ``SyntheticTask`` reads: its command-line flags ``--data``, ``--root`` (and the common ``--prompt``), as typed fields."""
+
+    data: str
+    root: str | None = None
+    prompt: str | None = None
+
+
 @register_task
 class SyntheticTask(Task):
     """Synthetic-world test sets: Acc@0.5 for boxes, R@1/mIoU for spans, accuracy for answers, per task."""
+
+    Inputs = SyntheticInputs
 
     name = "synthetic"
     media_flags = "--root"
@@ -112,7 +124,7 @@ class SyntheticTask(Task):
         parser.add_argument("--root", help="folder that relative media paths start from (default: the file's)")
 
     def load(self) -> list[Sample]:
-        if getattr(self.args, "prompt", None):
+        if self.inputs.prompt:
             raise FormatError("--prompt does not apply to synthetic data: each sample carries its own prompt")
         return [
             Sample(id=r["id"], media=r["media"], target=r["meta"][r["kind"]], messages=r["messages"],
@@ -120,7 +132,7 @@ class SyntheticTask(Task):
                    duration=r["meta"].get("duration"),
                    extra={"task": r["task"], "kind": r["kind"],
                           "text": _last_text(r["messages"])})
-            for r in read_synthetic(self.args.data, self.args.root)
+            for r in read_synthetic(self.inputs.data, self.inputs.root)
         ]
 
     def example_kind(self, sample: Sample) -> str | None:

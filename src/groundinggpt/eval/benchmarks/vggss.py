@@ -25,9 +25,9 @@ from groundinggpt.errors import InputError
 from groundinggpt.eval.io import (
     BoxLike, FormatError, PathLike, as_box, check_lengths, gt_box, join_root, number, read_json, require,
 )
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
-__all__ = [
+__all__ = ["VGGSSInputs", 
     "VGGSSSample", "VGGSSTask", "ciou", "rasterize_boxes", "read_vggss", "success_auc", "vggss_metrics",
     "vggss_thresholds",
 ]
@@ -267,9 +267,20 @@ def vggss_metrics(
     }
 
 
+@dataclass(frozen=True)
+class VGGSSInputs(TaskInputs):
+    """What the ``VGGSSTask`` reads: its command-line flags ``--annotations``, ``--images``, ``--audio``, as typed fields."""
+
+    annotations: str
+    images: str | None = None
+    audio: str | None = None
+
+
 @register_task
 class VGGSSTask(Task):
     """VGG-SS: the predicted box is rasterised on the 224×224 grid against the annotated boxes."""
+
+    Inputs = VGGSSInputs
 
     name = "vggss"
     media_flags = "--images / --audio"
@@ -288,7 +299,7 @@ class VGGSSTask(Task):
         parser.add_argument("--audio", help="folder of <file>.wav audio (needed with --model)")
 
     def load(self) -> list[Sample]:
-        a = self.args
+        a = self.inputs
         clips = read_vggss(a.annotations, frame_root=a.images)
         return [
             Sample(
@@ -302,7 +313,7 @@ class VGGSSTask(Task):
         ]
 
     def check_scoring_options(self, boxes_frame):
-        if boxes_frame == "square" and not self.args.images:
+        if boxes_frame == "square" and not self.inputs.images:
             raise InputError("vggss --predictions --boxes-frame square needs --images: each frame's size converts "
                              "its boxes to the original frame")
 

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from groundinggpt.eval.io import FormatError, PathLike, read_json, require
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
-__all__ = ['VideoQASample', 'VideoQATask', 'read_video_qa', 'read_youtube_mapping']
+__all__ = ["VideoQAInputs", 'VideoQASample', 'VideoQATask', 'read_video_qa', 'read_youtube_mapping']
 
 
 # ---------------------------------------------------------------------------
@@ -143,9 +143,24 @@ def read_video_qa(
     return out
 
 
+@dataclass(frozen=True)
+class VideoQAInputs(TaskInputs):
+    """What the ``VideoQATask`` reads: its command-line flags ``--questions``, ``--answers``, ``--video-mapping``, ``--videos``, ``--judge-*``, as typed fields."""
+
+    questions: str
+    answers: str | None = None
+    video_mapping: str | None = None
+    videos: str | None = None
+    judge_endpoint: str | None = None
+    judge_model: str = "gpt-3.5-turbo"
+    judge_api_key: str | None = None
+
+
 @register_task
 class VideoQATask(Task):
     """MSVD-QA / MSRVTT-QA / ActivityNet-QA, judged by a chat model (Video-ChatGPT protocol)."""
+
+    Inputs = VideoQAInputs
 
     name = "video-qa"
     keeps_scores_on_resume = True  # a verdict is a paid judge call on (question, truth, answer)
@@ -165,7 +180,7 @@ class VideoQATask(Task):
         parser.add_argument("--judge-api-key", help="judge API key (default: $OPENAI_API_KEY)")
 
     def load(self) -> list[Sample]:
-        a = self.args
+        a = self.inputs
         qs = read_video_qa(a.questions, a.answers, a.video_mapping)
         return [
             Sample(
@@ -179,7 +194,7 @@ class VideoQATask(Task):
         ]
 
     def _video_path(self, stems: tuple[str, ...]) -> str:
-        root = self.args.videos or ""
+        root = self.inputs.videos or ""
         for stem in stems:
             for ext in _VIDEO_EXTS:
                 path = os.path.join(root, stem + ext)

@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from groundinggpt.eval.io import FormatError, PathLike, check_lengths, join_root, read_json, require
-from groundinggpt.eval.tasks import Sample, Task, register_task
+from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
-__all__ = ['VQASample', 'VQAv2Task', 'read_vqav2', 'vqa_accuracy', 'vqa_normalize_answer', 'vqav2_metrics']
+__all__ = ["VQAv2Inputs", 'VQASample', 'VQAv2Task', 'read_vqav2', 'vqa_accuracy', 'vqa_normalize_answer', 'vqav2_metrics']
 
 
 # ---------------------------------------------------------------------------
@@ -362,9 +362,21 @@ def vqav2_metrics(
     return out
 
 
+@dataclass(frozen=True)
+class VQAv2Inputs(TaskInputs):
+    """What the ``VQAv2Task`` reads: its command-line flags ``--questions``, ``--annotations``, ``--images``, ``--image-subtype``, as typed fields."""
+
+    questions: str
+    annotations: str
+    images: str | None = None
+    image_subtype: str | None = None
+
+
 @register_task
 class VQAv2Task(Task):
     """VQAv2 open-ended accuracy (official normalisation, 10 human answers)."""
+
+    Inputs = VQAv2Inputs
 
     name = "vqav2"
     help = "VQAv2 open-ended VQA accuracy"
@@ -379,7 +391,7 @@ class VQAv2Task(Task):
         parser.add_argument("--image-subtype", help="image naming subtype, e.g. val2014 (default: from the file)")
 
     def load(self) -> list[Sample]:
-        a = self.args
+        a = self.inputs
         qs = read_vqav2(a.questions, a.annotations, image_root=a.images,
                                 image_subtype=a.image_subtype)
         return [
