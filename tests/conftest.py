@@ -28,9 +28,16 @@ SLOW_FILES = frozenset({
 })
 
 
+#: Single slow tests in otherwise fast files (generation with a model, streamed batch by batch).
+SLOW_TESTS = frozenset({
+    "test_streaming.py::test_generate_on_text_streams_every_row_of_a_batch",
+    "test_streaming.py::test_cancel_ends_one_row_and_leaves_the_others",
+})
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in SLOW_FILES:
+        if item.path.name in SLOW_FILES or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
 

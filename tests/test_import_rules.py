@@ -5,6 +5,7 @@ level, inside a function, under ``TYPE_CHECKING``): a lazy import is still a dep
 """
 
 import ast
+import functools
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,15 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
     return out
 
 
-def package_graph() -> dict[str, set[str]]:
-    return {_module_name(p): imports_of(p.read_text(encoding="utf-8"), _module_name(p), p.name == "__init__.py")
+@functools.cache
+def _graph() -> dict[str, frozenset[str]]:
+    return {_module_name(p): frozenset(imports_of(p.read_text(encoding="utf-8"), _module_name(p), p.name == "__init__.py"))
             for p in (SRC / "groundinggpt").rglob("*.py")}
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports, for every module of the package (parsed once)."""
+    return {module: set(targets) for module, targets in _graph().items()}
 
 
 def test_the_package_follows_the_import_rules():
