@@ -76,8 +76,11 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
 
 @functools.cache
 def _graph() -> dict[str, frozenset[str]]:
-    return {_module_name(p): frozenset(imports_of(p.read_text(encoding="utf-8"), _module_name(p), p.name == "__init__.py"))
-            for p in (SRC / "groundinggpt").rglob("*.py")}
+    graph = {}
+    for path in (SRC / "groundinggpt").rglob("*.py"):
+        module = _module_name(path)
+        graph[module] = frozenset(imports_of(path.read_text(encoding="utf-8"), module, path.name == "__init__.py"))
+    return graph
 
 
 def package_graph() -> dict[str, set[str]]:
