@@ -26,12 +26,15 @@ from groundinggpt import jsonsafe
 from groundinggpt.errors import InputError
 
 __all__ = [
+    "VIDEO_EXTENSIONS",
     "FormatError", "PathLike", "BoxLike", "SpanLike", "Prediction", "read_predictions", "predictions_by_id",
     "require", "number", "read_json", "iter_json_lines", "join_root", "finite4", "as_box", "as_span",
     "gt_box", "gt_span", "check_lengths",
 ]
 
 PathLike = str | os.PathLike[str]
+#: Video file extensions tried, in order, for a video named by its id.
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 BoxLike = Any
 SpanLike = Any
 

@@ -256,7 +256,6 @@ def temporal_grounding_metrics(
     return out
 
 
-_VIDEO_EXTS = (".mp4", ".mkv", ".webm", ".avi", ".mov")
 
 
 def _probe_duration(path: str) -> float | None:

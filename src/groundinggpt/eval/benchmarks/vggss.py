@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from groundinggpt import grounding
 from groundinggpt.errors import InputError
 from groundinggpt.eval.io import (
     BoxLike, FormatError, PathLike, as_box, check_lengths, gt_box, join_root, number, read_json, require,

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from groundinggpt.eval.io import FormatError, PathLike, read_json, require
+from groundinggpt.eval.io import VIDEO_EXTENSIONS, FormatError, PathLike, read_json, require
 from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
 __all__ = ["VideoQAInputs", 'VideoQASample', 'VideoQATask', 'read_video_qa', 'read_youtube_mapping']
@@ -196,7 +196,7 @@ class VideoQATask(Task):
     def _video_path(self, stems: tuple[str, ...]) -> str:
         root = self.inputs.videos or ""
         for stem in stems:
-            for ext in _VIDEO_EXTS:
+            for ext in VIDEO_EXTENSIONS:
                 path = os.path.join(root, stem + ext)
                 if os.path.isfile(path):
                     return path
