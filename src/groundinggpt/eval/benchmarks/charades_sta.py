@@ -278,7 +278,8 @@ def _event_phrase(sentence: str) -> str:
 
 @dataclass(frozen=True)
 class CharadesSTAInputs(TaskInputs):
-    """What the ``CharadesSTATask`` reads: its command-line flags ``--annotations``, ``--videos``, ``--durations``, as typed fields."""
+    """What ``CharadesSTATask`` reads, one typed field per flag:
+    ``--annotations``, ``--videos``, ``--durations``."""
 
     annotations: str
     videos: str | None = None

@@ -240,7 +240,8 @@ def pope_metrics_by_split(
 
 @dataclass(frozen=True)
 class PopeInputs(TaskInputs):
-    """What the ``PopeTask`` reads: its command-line flags ``--questions``, ``--images``, ``--split``, as typed fields."""
+    """What ``PopeTask`` reads, one typed field per flag:
+    ``--questions``, ``--images``, ``--split``."""
 
     questions: str
     images: str | None = None

@@ -318,7 +318,8 @@ def box_iou(a: BoxLike, b: BoxLike) -> float:
     Boxes are ``(x1, y1, x2, y2)`` in any single coordinate frame (pixels or
     relative); reversed corners are put in order first (the rule of
     :func:`groundinggpt.grounding.box_iou`, which this calls).  Area is
-    ``max(0, x2 - x1) * max(0, y2 - y1)`` -- continuous coordinates, no "+1" pixel convention, as in the REC evaluations of Shikra /
+    ``max(0, x2 - x1) * max(0, y2 - y1)`` -- continuous coordinates, no "+1" pixel convention,
+    as in the REC evaluations of Shikra /
     MiniGPT-v2 / Ferret that GroundingGPT compares against.
 
     Args:
@@ -384,7 +385,8 @@ def _mean(values: list[float]) -> float:
 
 @dataclass(frozen=True)
 class RefCOCOInputs(TaskInputs):
-    """What the ``RefCOCOTask`` reads: its command-line flags ``--refs``, ``--instances``, ``--images``, ``--split``, as typed fields."""
+    """What ``RefCOCOTask`` reads, one typed field per flag:
+    ``--refs``, ``--instances``, ``--images``, ``--split``."""
 
     refs: str
     instances: str

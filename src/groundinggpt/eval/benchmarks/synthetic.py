@@ -99,7 +99,8 @@ def read_synthetic(path: str | os.PathLike, root: str | os.PathLike | None = Non
 
 @dataclass(frozen=True)
 class SyntheticInputs(TaskInputs):
-    """What the ``SyntheticTask`` reads: its command-line flags ``--data``, ``--root`` (and the common ``--prompt``), as typed fields."""
+    """What ``SyntheticTask`` reads, one typed field per flag:
+    ``--data``, ``--root`` (and the common ``--prompt``)."""
 
     data: str
     root: str | None = None

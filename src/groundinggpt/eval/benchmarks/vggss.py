@@ -268,7 +268,8 @@ def vggss_metrics(
 
 @dataclass(frozen=True)
 class VGGSSInputs(TaskInputs):
-    """What the ``VGGSSTask`` reads: its command-line flags ``--annotations``, ``--images``, ``--audio``, as typed fields."""
+    """What ``VGGSSTask`` reads, one typed field per flag:
+    ``--annotations``, ``--images``, ``--audio``."""
 
     annotations: str
     images: str | None = None

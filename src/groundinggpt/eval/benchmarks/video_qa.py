@@ -145,7 +145,8 @@ def read_video_qa(
 
 @dataclass(frozen=True)
 class VideoQAInputs(TaskInputs):
-    """What the ``VideoQATask`` reads: its command-line flags ``--questions``, ``--answers``, ``--video-mapping``, ``--videos``, ``--judge-*``, as typed fields."""
+    """What ``VideoQATask`` reads, one typed field per flag:
+    ``--questions``, ``--answers``, ``--video-mapping``, ``--videos``, ``--judge-*``."""
 
     questions: str
     answers: str | None = None

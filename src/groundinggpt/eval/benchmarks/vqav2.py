@@ -21,7 +21,10 @@ from typing import Any
 from groundinggpt.eval.io import FormatError, PathLike, check_lengths, join_root, read_json, require
 from groundinggpt.eval.tasks import Sample, Task, TaskInputs, register_task
 
-__all__ = ["VQAv2Inputs", 'VQASample', 'VQAv2Task', 'read_vqav2', 'vqa_accuracy', 'vqa_normalize_answer', 'vqav2_metrics']
+__all__ = [
+    "VQAv2Inputs", "VQASample", "VQAv2Task", "read_vqav2", "vqa_accuracy", "vqa_normalize_answer",
+    "vqav2_metrics",
+]
 
 
 # ---------------------------------------------------------------------------
@@ -364,7 +367,8 @@ def vqav2_metrics(
 
 @dataclass(frozen=True)
 class VQAv2Inputs(TaskInputs):
-    """What the ``VQAv2Task`` reads: its command-line flags ``--questions``, ``--annotations``, ``--images``, ``--image-subtype``, as typed fields."""
+    """What ``VQAv2Task`` reads, one typed field per flag:
+    ``--questions``, ``--annotations``, ``--images``, ``--image-subtype``."""
 
     questions: str
     annotations: str
