@@ -32,7 +32,7 @@ def test_output_and_quiet_are_spelled_the_same_everywhere():
         assert "--no-progress" not in visible, name  # old spelling: accepted, not advertised
     writers = ("eval pope", "train", "quickstart", "synthetic", "data convert", "data build")
     assert all("--output" in _options(commands[n]) for n in writers)
-    progress = ("eval pope", "quickstart", "synthetic", "data convert", "data build")
+    progress = ("eval pope", "train", "quickstart", "synthetic", "data convert", "data build")
     assert all("--quiet" in _options(commands[n]) for n in progress)
 
 

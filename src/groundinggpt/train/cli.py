@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import add_quiet
+
 
 def _csv(text: str) -> list[str]:
     return [p for p in (s.strip() for s in text.split(",")) if p]
@@ -39,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     }
     # A bad recipe, data or folder (RecipeError, DataError, OSError, ValueError) is reported in one
     # line by groundinggpt.cli.main.
-    config = build_config(args.recipe, overrides=overrides, sets=args.set,
+    # --quiet: the Trainer's progress bar off (the recipe key disable_tqdm).
+    sets = [*args.set, "disable_tqdm=true"] if args.quiet else args.set
+    config = build_config(args.recipe, overrides=overrides, sets=sets,
                           training_overrides={"max_steps": args.max_steps, "seed": args.seed,
                                               "use_cpu": True if args.device == "cpu" else None})
     train(config)
@@ -74,4 +78,5 @@ def register(sub) -> None:
                         "mixed precision is the recipe's bf16/fp16)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a recipe key: training.NAME, groundinggpt.NAME or a bare NAME (repeatable)")
+    add_quiet(p)
     p.set_defaults(func=run)
