@@ -107,6 +107,13 @@ def encoder_fingerprints(model: GroundingGPTForCausalLM) -> dict[str, str]:
         h = hashlib.sha256(CACHE_VERSION.encode())
         _hash_module(h, model.audio_encoder)
         out["audio"] = h.hexdigest()
+    # Any other modality of the table: its encoder's weights and its name (the three above
+    # keep the fingerprints caches were written under).
+    for m in MODALITIES:
+        if m.name not in out and getattr(model, m.branch, None) is not None:
+            h = hashlib.sha256(f"{CACHE_VERSION}|{m.name}".encode())
+            _hash_module(h, getattr(model, m.encoder))
+            out[m.name] = h.hexdigest()
     return out
 
 
