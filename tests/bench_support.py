@@ -27,6 +27,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
 OWN_PROCESS = {
     "image_padding_memory.py": "it measures peak RSS in spawned children, which must import its case "
                                "function from the script by name",
+    "llm_width_cost.py": "it times training steps of two models and prints their rates to one decimal: "
+                         "in a test process whose earlier tests left threads behind, the first rate read 0.0 "
+                         "under load",
 }
 
 
