@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--tokens", type=int, default=128, help="answer length (EOS switched off)")
     p.add_argument("--rounds", type=int, default=7, help="timed rounds (each runs every case once)")
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", help="write the figures as JSON")
+    p.add_argument("--output", dest="out", help="write the figures as JSON")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     gg = GroundingGPT.from_preset("tiny", seed=0)

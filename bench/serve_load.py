@@ -221,7 +221,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-stall", action="store_true", help="skip the stall test")
-    p.add_argument("--out", help="write the figures as JSON")
+    p.add_argument("--output", dest="out", help="write the figures as JSON")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     t_start = time.perf_counter()

@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--reps", type=int, default=5, help="timed forwards per variant (median)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", default=None, help="write the results as JSON here")
+    ap.add_argument("--output", dest="out", default=None, help="write the results as JSON here")
     ap.add_argument("--child", choices=("whole", "cut"), default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)

@@ -108,7 +108,8 @@ def knf_fbank(samples: np.ndarray, num_bins: int, frame_length_ms: float, frame_
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--out",
+        "--output",
+        dest="out",
         type=Path,
         default=Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "fbank_reference.npz",
     )

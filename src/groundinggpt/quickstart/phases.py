@@ -66,7 +66,7 @@ def _prepare_out(out: Path, plan: Plan, overwrite: bool, say: Callable[[str], No
     """Check ``out``: new / empty → start; same plan → resume; anything else → refuse (or overwrite)."""
     state = _State(out, plan)
     if out.exists() and not out.is_dir():
-        raise QuickstartError(f"--out {out} exists and is not a folder")
+        raise QuickstartError(f"--output {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()):
         old = None
         if state.path.is_file():
@@ -77,7 +77,7 @@ def _prepare_out(out: Path, plan: Plan, overwrite: bool, say: Callable[[str], No
         ours = isinstance(old, dict) and old.get("format") == FORMAT
         if not ours:
             raise QuickstartError(
-                f"--out {out} is not empty and holds no quickstart run ({STATE_FILE} missing or unreadable); "
+                f"--output {out} is not empty and holds no quickstart run ({STATE_FILE} missing or unreadable); "
                 "refusing to write into it (and --overwrite never deletes a folder it did not create): "
                 "choose a new or empty folder")
         if overwrite:
@@ -85,7 +85,7 @@ def _prepare_out(out: Path, plan: Plan, overwrite: bool, say: Callable[[str], No
             shutil.rmtree(out)
         elif old.get("fingerprint") != state.data["fingerprint"]:
             raise QuickstartError(
-                f"--out {out} holds a quickstart run with other settings (seed, world sizes, recipes or "
+                f"--output {out} holds a quickstart run with other settings (seed, world sizes, recipes or "
                 "pretrained parts differ); resuming would mix two runs. Pass --overwrite to replace it, "
                 "or choose another --out")
         else:
