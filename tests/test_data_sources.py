@@ -232,3 +232,42 @@ def test_didemo_length_from_the_video_header(tmp_path):
     # chunk 1 = 5..10 s of the 12 s video (15 s if the length were taken from num_segments)
     assert answer(s["didemo-1"]) == "{0.42, 0.83}"
     assert rep.fixed == {"duration_from_video_header": 1}
+
+
+def test_visual_genome_inline_regions_equal_the_checked_path(tmp_path):
+    # VG's hot loop builds ordinary regions inline; every sample must equal what the
+    # checked path (_region: number(), pixel_box, box_text, Context.sample) makes of it.
+    import random
+
+    import orjson
+
+    from groundinggpt.data.sources import visual_genome as vg
+    from groundinggpt.data.sources.base import Context, Rejected
+
+    rng = random.Random(3)
+    W, H = 640, 480
+    regions = []
+    for rid in range(1, 401):
+        x, y = rng.choice([0, 1, rng.randint(0, 639)]), rng.choice([0, rng.randint(0, 479)])
+        w, h = rng.choice([1, rng.randint(1, W - x)]), rng.choice([1, rng.randint(1, max(1, H - y))])
+        phrase = rng.choice(["a  red {car}", " [0.1, 0.2, 0.3, 0.4] ", "dog.", "", "Man\tholding  kite"])
+        regions.append({"region_id": rid, "x": x, "y": y, "width": w, "height": h, "phrase": phrase, "image_id": 1})
+    (tmp_path / "vg").mkdir()
+    (tmp_path / "vg" / "image_data.json").write_text(json.dumps([{"image_id": 1, "width": W, "height": H,
+                                                                  "url": "http://x/VG_100K/1.jpg"}]))
+    (tmp_path / "vg" / "region_descriptions.json").write_text(json.dumps([{"id": 1, "regions": regions}]))
+    out = tmp_path / "vg.jsonl"
+    convert_source("visual-genome", tmp_path / "vg", out, check_media=False, resume=False)
+    ctx = Context(source="visual-genome", root=tmp_path / "vg", media_root=tmp_path / "vg", stage=2, check_media=False)
+    expected = []
+    for r in regions:
+        try:
+            samples = vg._region(ctx, r, 1, "VG_100K/1.jpg", float(W), float(H), {"rec", "reg"})
+        except Rejected:
+            continue
+        for d in samples:
+            d.pop("_built")
+            expected.append(orjson.dumps(d) + b"\n")
+    got = out.read_bytes()
+    assert got == b"".join(expected)
+    assert 300 < got.count(b"\n") < 800  # most regions kept (rec + reg), the empty phrases and tiny boxes not

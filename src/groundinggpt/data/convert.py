@@ -35,7 +35,7 @@ def _dumps(d: dict[str, Any]) -> bytes:
     return orjson.dumps(d) + b"\n"
 
 
-def _check(d: dict[str, Any], where: str) -> None:
+def _check(d: dict[str, Any], name: str, sid: Any) -> None:
     """The schema's checks, cheaper for samples built by :meth:`Context.sample`.
 
     Those have the schema's structure by construction (roles, parts, types), so only
@@ -48,9 +48,9 @@ def _check(d: dict[str, Any], where: str) -> None:
             texts = [c] if isinstance(c, str) else [p["text"] for p in c if p["type"] == "text"]
             for t in texts:
                 if type(t) is not Checked and ("[" in t or "{" in t) and invalid_coordinates(t):
-                    Sample.from_dict({k: v for k, v in d.items()}, where)  # names the field
+                    Sample.from_dict({k: v for k, v in d.items()}, f"{name} sample {sid!r}")  # names the field
         return
-    Sample.from_dict(d, where)
+    Sample.from_dict(d, f"{name} sample {sid!r}")
 
 
 def partial_path(output: Path) -> Path:
@@ -193,13 +193,14 @@ def convert_source(
                     ctx.reject(f"{name} sample {sid!r}", "duplicate_id", f"id {sid!r} was produced twice", sid)
                     continue
                 try:
-                    _check(d, f"{name} sample {sid!r}")
+                    _check(d, name, sid)
                 except DataError as e:
                     ctx.reject(f"{name} sample {sid!r}", "invalid_sample", str(e), sid)
                     continue
                 seen.add(key)
                 buffer.append(_dumps(d))
-                tasks[d["task"]] += 1
+                task = d["task"]
+                tasks[task] = tasks.get(task, 0) + 1
                 if len(buffer) >= 1024:
                     out.write(b"".join(buffer))
                     report.written += len(buffer)

@@ -198,12 +198,20 @@ class Context:
     # --- templates -----------------------------------------------------------------
     def question(self, family: str, sample_id: str, **slots: str) -> str:
         """A phrasing from the family's pool, chosen by (seed, sample id)."""
-        pool = QUESTION_POOLS[family]
-        prefix = self._prefix.get(family)
-        if prefix is None:  # crc32 of "seed NUL family NUL", continued with the id below
-            prefix = self._prefix[family] = zlib.crc32(f"{self.seed}\x00{family}\x00".encode())
+        pool, prefix = self.pool(family)
         k = zlib.crc32(sample_id.encode(), prefix) % len(pool)
         return pool[k].format(**slots) if slots else pool[k]
+
+    def pool(self, family: str) -> tuple[Sequence[str], int]:
+        """The family's phrasings and the crc32 state the choice continues with the sample id.
+
+        :meth:`question` is ``pool[crc32(id, state) % len(pool)]``; a hot loop (VG's 5M
+        regions) takes both once and picks inline.
+        """
+        prefix = self._prefix.get(family)
+        if prefix is None:  # crc32 of "seed NUL family NUL", continued with the id
+            prefix = self._prefix[family] = zlib.crc32(f"{self.seed}\x00{family}\x00".encode())
+        return QUESTION_POOLS[family], prefix
 
     # --- bookkeeping ---------------------------------------------------------------
     def reject(self, where: str, reason: str, detail: str, record_id: Any = None) -> None:
