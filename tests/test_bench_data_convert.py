@@ -13,3 +13,4 @@ def test_data_convert_bench_smoke(tmp_path):
     assert [r[0].split()[0] for r in rows] == ["json.load", "convert_source"]
     assert re.search(r"peak memory: [0-9.]+x less than json.load", out)
     assert re.search(r"speed: [0-9,]+ regions per CPU-second", out)
+    assert re.search(r"conversion alone \(after the package import, [0-9.]+ CPU s .*\): [0-9,]+ regions per CPU-second", out)
