@@ -268,3 +268,36 @@ def test_system_prompt_override_and_system_message(tiny):
     assert text == "<s>Be brief. USER: Hi ASSISTANT:"
     conv = [{"role": "system", "content": "Custom."}, {"role": "user", "content": "Hi"}]
     assert proc.tokenizer.decode(proc(conv)["input_ids"][0]) == "<s>Custom. USER: Hi ASSISTANT:"
+
+
+class _SettingSpy:
+    """Stands in for a fast tokenizer's Rust tokenizer and records every change of a setting."""
+
+    def __init__(self, real):
+        object.__setattr__(self, "_real", real)
+        object.__setattr__(self, "changes", [])
+
+    def __getattr__(self, name):
+        return getattr(self._real, name)
+
+    def __setattr__(self, name, value):
+        self.changes.append((name, value))
+        setattr(self._real, name, value)
+
+
+def test_encoding_never_changes_a_tokenizer_setting_after_construction(tiny):
+    # Threads share the processor (the server's media pool, the web page): a fast tokenizer
+    # whose split_special_tokens setting one thread changes while another encodes raises
+    # "Already borrowed". Everything that changes it happens in the constructor.
+    _, built = tiny
+    processor = GroundingGPTProcessor(built.tokenizer, built.config)
+    spy = _SettingSpy(processor.tokenizer._tokenizer)
+    processor.tokenizer._tokenizer = spy
+    try:
+        conv = [{"role": "user", "content": "Hi <image> </s>"}, {"role": "assistant", "content": "Hello."},
+                {"role": "user", "content": "Again"}, {"role": "assistant", "content": "Yes."}]
+        processor([conv])
+        processor([conv], add_generation_prompt=False)
+    finally:
+        processor.tokenizer._tokenizer = spy._real
+    assert spy.changes == []

@@ -30,7 +30,6 @@ Example:
 from __future__ import annotations
 
 import copy
-import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -49,6 +48,10 @@ from .modalities import MEDIA_INPUT_NAMES, MEDIA_KINDS, MODALITIES, PART_TYPES_I
 PROCESSOR_CONFIG_NAME = "groundinggpt_processor.json"
 
 IGNORE_INDEX = -100
+
+# How typed text is encoded: split_special_tokens so that a user typing "<image>" or "</s>"
+# gets plain text tokens, never a placeholder or an end of turn.
+_TEXT_ENCODING = dict(add_special_tokens=False, split_special_tokens=True)
 
 
 @dataclass
@@ -269,6 +272,12 @@ class GroundingGPTProcessor(ProcessorMixin):
             if any(i is None or i == tokenizer.unk_token_id for i in found):
                 raise ValueError(f"tokenizer lacks the {kind} boundary tokens {pair}; add them as special tokens")
             self.boundary_ids[kind] = (found[0], found[1])
+        # Measured once, here: a fast tokenizer shared by threads (the server's media pool, a
+        # web page's requests) raises "Already borrowed" when one thread changes its
+        # split_special_tokens setting while another encodes. The probe encodes with the
+        # default setting; the encode after it leaves the setting every later encode asks for.
+        self._lead_after_eos = self._measure_lead_after_eos()
+        self.tokenizer("", **_TEXT_ENCODING)
 
     # ---- identity -------------------------------------------------------------------------
     @property
@@ -460,8 +469,7 @@ class GroundingGPTProcessor(ProcessorMixin):
         self._tokenize_run(run, ids, labels, after_eos[0])
         return ids, labels, media, infos
 
-    @functools.cached_property
-    def _lead_after_eos(self) -> tuple[str, int]:
+    def _measure_lead_after_eos(self) -> tuple[str, int]:
         """``(text, its token count)`` to tokenise a run behind (and drop) so that it comes out
         as it does after ``</s>`` inside one prompt string: ``("", 0)`` when that is how it
         comes out at a string's start (byte-level BPE, legacy SentencePiece), a newline when
@@ -484,12 +492,11 @@ class GroundingGPTProcessor(ProcessorMixin):
         After an end-of-turn token the run continues LLaVA's prompt string ("...</s>USER: "),
         where a (non-legacy) SentencePiece tokenizer adds no "▁" as it does at a string's
         start: the run is then tokenised behind a newline, whose tokens are dropped
-        (:meth:`_lead_after_eos` checks which way this tokenizer goes).
+        (:meth:`_measure_lead_after_eos` checks which way this tokenizer goes).
         """
         if not run:
             return
-        # split_special_tokens: a user typing "<image>" or "</s>" gets plain text tokens.
-        kw = dict(add_special_tokens=False, split_special_tokens=True)
+        kw = _TEXT_ENCODING
         if not self.tokenizer.is_fast:  # no character offsets: piece by piece, as before
             for piece, train in run:
                 toks = self.tokenizer(piece, **kw)["input_ids"]

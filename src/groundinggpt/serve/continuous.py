@@ -53,7 +53,6 @@ class ContinuousWorker:
         self.engine = engine
         self.max_batch = max(1, max_batch)
         self.max_queue = max_queue
-        _settle_tokenizer(engine)
         self.pool = MediaPool(engine.prepare, workers=media_workers)
         self._ready: queue.Queue = queue.Queue()  # prepared jobs, in the order they became ready
         self._lock = threading.Lock()
@@ -200,23 +199,6 @@ class ContinuousWorker:
             else:
                 if not row.tag.future.done():
                     row.tag.future.set_result(output)
-
-
-def _settle_tokenizer(engine: Any) -> None:
-    """Prepare one multi-turn conversation before any thread does.
-
-    A fast tokenizer releases the GIL while it encodes, and changing one of its settings
-    (``split_special_tokens``) while another thread encodes raises "Already borrowed". The
-    processor encodes with one setting except once, when it first measures what follows
-    ``</s>`` (a cached probe); doing that here, on one thread, leaves the media pool's
-    threads only encodes that change nothing.
-    """
-    conversation = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"},
-                    {"role": "user", "content": "hi"}]
-    try:
-        engine.prepare([conversation])
-    except Exception as e:  # noqa: BLE001 - an engine that cannot prepare this fails its requests later
-        log.warning("could not warm up the tokenizer (%s)", e)
 
 
 def _fail(job: Job, error: BaseException) -> None:
