@@ -44,6 +44,9 @@ from .video_front import EvaBlip2FrameEncoder, frame_encoder_width
 __all__ = ["GroundingGPTForCausalLM", "GroundingGPTPreTrainedModel", "QFormerBranch", "MEDIA_INPUT_NAMES",
            "build_adapter", "pool_patch_grid"]
 
+#: Attention kernels that take packed samples only as one row (variable-length FlashAttention).
+FOLDED_PACKING_KERNELS = ("flash_attention_2", "flash_attention_3")
+
 
 def build_adapter(kind: str, in_dim: int, out_dim: int) -> nn.Module:
     """``"mlp"``: Linear → GELU → Linear (LLaVA-1.5 / the paper); ``"linear"``: one Linear."""
@@ -115,6 +118,9 @@ class GroundingGPTPreTrainedModel(PreTrainedModel):
     base_model_prefix = "model"
     supports_gradient_checkpointing = True
     _supports_sdpa = True
+    # The LLM and the CLIP tower take these kernels; the Q-Formers and the audio ViT keep their own.
+    _supports_flash_attn = True
+    _supports_flex_attn = True
     _no_split_modules = ["LlamaDecoderLayer", "CLIPEncoderLayer", "Blip2EncoderLayer", "Blip2QFormerLayer"]
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -373,6 +379,10 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         Args:
             input_ids: [B, L] token ids holding the expanded placeholders.
             labels: [B, L] with -100 where no loss is taken.
+            attention_mask / position_ids: the usual padding mask; or, for packed rows
+                (``data/packing.py``), no mask and ``position_ids`` restarting at 0 for every
+                sample: attention then stays within each sample (FlashAttention-2 gets the
+                rows laid end to end as one, for its variable-length kernel).
             **kwargs: the media, by the modality table's keys — raw media
                 (``pixel_values`` / ``pixel_values_videos`` / ``input_features``, see the module
                 doc) or the frozen encoders' outputs instead (``image_features`` /
@@ -396,13 +406,36 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
             inputs_embeds = self.get_input_embeddings()(input_ids)
             if media:
                 inputs_embeds = self._splice(input_ids, inputs_embeds, media)
-        return self.language_model(
+        rows = inputs_embeds.shape[0]
+        packed = self._packed(attention_mask, position_ids, kwargs)
+        if packed:
+            # transformers reads sample boundaries from position_ids only when no cache is in play;
+            # with use_cache on, the LLM would make one and let samples attend to each other.
+            kwargs["use_cache"] = False
+        fold = packed and rows > 1 and self.language_model.config._attn_implementation in FOLDED_PACKING_KERNELS
+        if fold:
+            # FlashAttention's variable-length path reads sample boundaries from position_ids only
+            # for a single row; packed rows are laid end to end (their padded tails are samples too).
+            inputs_embeds = inputs_embeds.reshape(1, -1, inputs_embeds.shape[-1])
+            position_ids = position_ids.reshape(1, -1)
+            labels = labels.reshape(1, -1) if labels is not None else None
+        out = self.language_model(
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
             labels=labels,
             **{**kwargs, "return_dict": True},
         )
+        if fold and out.logits is not None:
+            out.logits = out.logits.reshape(rows, -1, out.logits.shape[-1])
+        return out
+
+    @staticmethod
+    def _packed(attention_mask: torch.Tensor | None, position_ids: torch.Tensor | None, kwargs: dict) -> bool:
+        """A packed batch (``data/packing.py``): no mask, no cache, position ids that restart within a row."""
+        if attention_mask is not None or position_ids is None or kwargs.get("past_key_values") is not None:
+            return False
+        return position_ids.shape[-1] > 1 and bool((position_ids[..., 1:] != position_ids[..., :-1] + 1).any())
 
     def generate(self, *args: Any, **kwargs: Any) -> Any:
         """``GenerationMixin.generate`` that never emits a media placeholder.

@@ -54,6 +54,12 @@ RENAMED_TRAINING_KEYS = {
 }
 
 
+#: Values of ``groundinggpt.group_by`` (see :mod:`groundinggpt.data.grouping`).
+GROUP_BY = ("none", "length", "modality_length")
+#: Values of ``groundinggpt.attn_implementation`` (None: transformers' default, SDPA).
+ATTN_IMPLEMENTATIONS = (None, "sdpa", "eager", "flash_attention_2", "flex_attention")
+
+
 class RecipeError(InputError):
     """A recipe file or override is invalid; the message names the key and the file."""
 
@@ -84,6 +90,14 @@ class TrainConfig:
         output: the run folder: checkpoints, logs and the final model.
         resume: continue from the last complete checkpoint in ``output``.
         overwrite: write into a non-empty ``output`` that holds no run to resume.
+        group_by: batch order: ``none`` (random), ``length`` (samples of similar length together) or
+            ``modality_length`` (also one media kind per batch); see :mod:`groundinggpt.data.grouping`.
+        packing: lay each batch's samples end to end in rows of ``pack_max_tokens`` (no padding
+            between them, attention kept within each sample); see :mod:`groundinggpt.data.packing`.
+        pack_max_tokens: tokens per packed row (``null``: the whole batch in one row, what
+            FlashAttention-2 wants; on CPU a bounded row keeps attention's cost down).
+        attn_implementation: the attention kernel of the LLM and the vision tower (``sdpa``,
+            ``eager``, ``flash_attention_2``, ``flex_attention``; ``null``: transformers' default).
         training: ``TrainingArguments`` keyword arguments.
         recipe: the recipe file this config came from (for logs).
     """
@@ -108,6 +122,10 @@ class TrainConfig:
     output: str | None = None
     resume: bool = False
     overwrite: bool = False
+    group_by: str = "none"
+    packing: bool = False
+    pack_max_tokens: int | None = None
+    attn_implementation: str | None = None
     training: dict[str, Any] = field(default_factory=dict)
     recipe: str | None = None
 
@@ -139,6 +157,11 @@ class TrainConfig:
                               "set --alpha (the replay rate)")
         if self.lora and self.stage == 1:
             raise RecipeError("--lora trains the LLM through adapters; stage 1 keeps the LLM frozen (use stage 2 or 3)")
+        if self.group_by not in GROUP_BY:
+            raise RecipeError(f"group_by must be one of {', '.join(GROUP_BY)}, got {self.group_by!r}")
+        if self.attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise RecipeError(f"attn_implementation must be one of {', '.join(map(str, ATTN_IMPLEMENTATIONS))}, "
+                              f"got {self.attn_implementation!r}")
         if self.load_dtype not in ("float32", "bfloat16", "float16"):
             raise RecipeError(f"load_dtype must be float32, bfloat16 or float16, got {self.load_dtype!r}")
 
@@ -152,8 +175,9 @@ _SCALAR_TYPES: dict[str, tuple[str, Any]] = {
     "lora_r": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "lora_alpha": ("a positive integer", lambda v: _is_int(v) and v > 0),
     "lora_dropout": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    "pack_max_tokens": ("a positive integer or null", lambda v: v is None or (_is_int(v) and v > 0)),
     **{k: ("true or false", lambda v: isinstance(v, bool))
-       for k in ("lora", "gradient_checkpointing", "strict", "resume", "overwrite")},
+       for k in ("lora", "gradient_checkpointing", "strict", "resume", "overwrite", "packing")},
 }
 _TRAINING_TYPES: dict[str, tuple[str, Any]] = {
     "learning_rate": ("a positive number", lambda v: _is_number(v) and v > 0),

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ..data.dataset import DataCollator, GroundingDataset, SkipReport
+from ..data.dataset import GroundingDataset, SkipReport
 from ..data.replay import mix_with_replay
 from ..data.schema import DataError, Sample, read_jsonl
 from ..errors import GroundingGPTError
@@ -277,7 +277,10 @@ def prepare_model(config: TrainConfig, seed: int = 0):
     Returns:
         ``(model, processor, {"plan", "summary", "lora_parameters"})``.
     """
+    from .batching import set_attention
+
     model, processor = build_model(config, seed=seed)
+    set_attention(model, config.attn_implementation)
     plan = plan_for_stage(config.stage)
     apply_freeze_plan(model, plan)
     lora_params = 0
@@ -492,11 +495,15 @@ def train(config: TrainConfig) -> TrainResult:
         if len(dataset) == 0:
             raise DataError("every sample was skipped; nothing to train on (see the messages above)")
 
-        collator = DataCollator(processor, dataset=dataset, seed=args.seed)
+        from .batching import GroupedTrainer, make_collator
+
+        collator = make_collator(config, processor, dataset, seed=args.seed)
         throughput = ThroughputCallback()
-        trainer = Trainer(
+        grouped = {"group_by": config.group_by} if config.group_by != "none" else {}
+        trainer = (GroupedTrainer if grouped else Trainer)(
             model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
             callbacks=[LossCurveCallback(output, f"stage {config.stage} loss"), throughput, LogAtSaveCallback()],
+            **grouped,
         )
     except BaseException:
         if args.process_index == 0 and fresh:
