@@ -40,7 +40,7 @@ def test_a_grouped_packed_run_trains_through_the_trainer(tmp_path, monkeypatch):
 
     monkeypatch.setattr(batching.GroupedTrainer, "_get_train_sampler", spy_sampler)
     monkeypatch.setattr(PackingCollator, "__call__", spy_collate)
-    out = train(_config(data, tmp_path / "run", group_by="modality_length", packing=True, pack_max_tokens=400))
+    out = train(_config(data, tmp_path / "run", group_by="modality_length", packing=True, pack_max_tokens=400)).output
     log = json.loads((out / "run_log.json").read_text())
     assert log["throughput"]["global_steps"] == 2 and log["final_train_loss"] > 0
     assert log["config"]["group_by"] == "modality_length" and log["config"]["packing"] is True
