@@ -24,10 +24,12 @@ SLOW_FILES = frozenset({
     "test_quickstart.py", "test_quickstart_miniature.py", "test_serve_chat.py", "test_serve_server.py",
     "test_serve_web.py", "test_serve_worker.py", "test_train_distributed.py", "test_train_freeze.py",
     "test_train_run.py", "test_vision_cut.py", "test_video_branch.py", "test_feature_cache.py", "test_dataset.py",
-    "test_synthetic.py",
+    "test_synthetic.py", "test_serve_continuous.py",
 })
 
 
+#: Every bench smoke test (they run a bench end to end) and every model conversion test.
+SLOW_PREFIXES = ("test_bench_", "test_convert_")
 #: Single slow tests in otherwise fast files (generation with a model, streamed batch by batch).
 SLOW_TESTS = frozenset({
     "test_streaming.py::test_generate_on_text_streams_every_row_of_a_batch",
@@ -37,7 +39,9 @@ SLOW_TESTS = frozenset({
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.path.name in SLOW_FILES or f"{item.path.name}::{item.originalname}" in SLOW_TESTS:
+        name = item.path.name
+        if (name in SLOW_FILES or name.startswith(SLOW_PREFIXES)
+                or f"{name}::{item.originalname}" in SLOW_TESTS):
             item.add_marker(pytest.mark.slow)
 
 
