@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -67,15 +66,53 @@ def _whole_file_audio(path: str):
     return resample_waveform(torch.from_numpy(np.array(mono, dtype=np.float32)), rate, 16000)
 
 
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+class _PeakRSS:
+    """Samples this process's resident memory every 2 ms while a case runs: the process
+    peak (``ru_maxrss``) is already set by importing torch, which would hide the case's."""
+
+    def __enter__(self) -> "_PeakRSS":
+        import threading
+
+        self.before = self.peak = _rss_kib()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.002):
+            self.peak = max(self.peak, _rss_kib())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_kib(), 0)
+
+    @property
+    def mib(self) -> float:
+        return (self.peak - self.before) / 1024
+
+
 def _case(kind: str, how: str, path: str) -> None:
-    """Runs in a child process; prints ``[peak MiB, seconds, result]`` as JSON."""
+    """Runs in a child process; prints ``[peak MiB over the start, seconds, result]`` as JSON."""
     from groundinggpt.errors import MediaLimitError
     from groundinggpt.media.audio import load_audio
     from groundinggpt.media.limits import DecodeLimits
     from groundinggpt.media.video import load_video
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    import numpy  # noqa: F401 - imported before the measurement, like the rest
+    import soundfile  # noqa: F401
+    import torch  # noqa: F401
+
+    from groundinggpt.media import resample  # noqa: F401
+
     start = time.perf_counter()
+    peak = _PeakRSS().__enter__()
     try:
         if kind == "video":
             limits = DecodeLimits(None, None, None, None) if how == "baseline" else _server_limits()
@@ -87,9 +124,9 @@ def _case(kind: str, how: str, path: str) -> None:
             result = f"{load_audio(path, limits=_server_limits()).duration:.0f} s decoded"
     except MediaLimitError as e:
         result = "refused: " + str(e).split(": ", 1)[1][:70]
+    peak.__exit__()
     seconds = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    print(json.dumps([max(peak - before, 0) / 1024, seconds, result]))
+    print(json.dumps([max(peak.mib, 0.0), seconds, result]))
 
 
 def _flac(path: str, seconds: float) -> None:
