@@ -73,6 +73,12 @@ from a loaded machine can be recognised; ``--max-timed-seconds`` (90 s) cuts the
 short on a very slow machine (every case keeps the same number of timed steps). Seeds:
 ``torch.manual_seed`` / ``random.seed`` fixed (``--seed``); every model is built from the same seed.
 
+Mixed set (``--mix``, on by default): image Q/A, image conversations, video, audio and
+text-only conversations of varied lengths (see ``bench/mixed_batch.py``), one pass per case:
+LLaVA with random padded batches (the baseline), GroundingGPT with random padded batches,
+modality/length-grouped batches, and grouped + packed rows; samples/s against LLaVA's and the
+padding fraction of each.
+
 End-to-end (``--e2e``, on by default): one real ``groundinggpt.train.run.train`` stage-2 run of
 the tiny preset (recipe ``tiny-stage2``; batch ``--batch-size``, no gradient accumulation, no
 checkpoints) on ``groundinggpt.train.toy`` REC data (``--e2e-samples`` images), once without and
@@ -360,6 +366,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=True,
                     help="also time real `train` runs on toy data without/with --feature-cache")
     ap.add_argument("--e2e-samples", type=int, default=96, help="toy REC samples per e2e run")
+    ap.add_argument("--mix", action=argparse.BooleanOptionalAction, default=True,
+                    help="also time the mixed set (image, video, audio, text-only; varied lengths) padded / grouped / "
+                         "packed against LLaVA at the equal config (bench/mixed_batch.py)")
+    ap.add_argument("--mix-samples", type=int, default=64, help="conversations in the mixed set")
+    ap.add_argument("--mix-rounds", type=int, default=3, help="timed passes over the mixed set per case")
     args = ap.parse_args(argv)
     if args.steps < 1 or args.batch_size < 1 or args.warmup < 0 or args.block < 1:
         ap.error("--steps, --batch-size and --block must be >= 1, --warmup >= 0")
@@ -461,6 +472,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         stopped_early = run_interleaved(cases, args.warmup, args.steps, args.block, args.max_timed_seconds, log)
         steps_s = time.perf_counter() - t
 
+    mix = None
+    if args.mix:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from mixed_batch import run_mix
+
+        mix = run_mix(gg64, llava, processor64, n=args.mix_samples, batch_size=B, rounds=args.mix_rounds,
+                      seed=args.seed, log=log)
     e2e = e2e_runs(B, args.e2e_samples, args.seed, log) if args.e2e else None
     load_after = os.getloadavg()
 
@@ -497,6 +515,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "tower_share_of_raw_step": encode_once_s / R["gg-raw"]["median_step_s"],
         "cache_speedup_bound": 1 / max(1e-9, 1 - encode_once_s / R["gg-raw"]["median_step_s"]),
     }
+    if mix is not None:
+        results["mix"] = mix
+        results["ratios"]["mix gg-packed/llava-random"] = mix["ratios_vs_llava"]["gg-packed"]
     if e2e is not None:
         results["e2e"] = e2e
         results["ratios"]["e2e cache_speedup"] = (e2e["feature-cache"]["samples_per_second"]
@@ -566,6 +587,10 @@ def render_table(results: dict[str, Any]) -> str:
               f"{c['feature_cache_build_s']:.2f} s, one encode_media of the batch "
               f"{1000 * c['encode_media_once_s']:.1f} ms = {100 * c['tower_share_of_raw_step']:.1f}% of a gg-raw "
               f"step, so the cache can gain at most {c['cache_speedup_bound']:.2f}x"]
+    if "mix" in results:
+        from mixed_batch import render
+
+        lines += ["", render(results["mix"])]
     if "e2e" in results:
         e = results["e2e"]
         lines += ["", "| end-to-end `train` (tiny, stage 2, toy REC) | samples | steps | train s | samples/s | "

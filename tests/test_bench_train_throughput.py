@@ -17,7 +17,7 @@ def test_train_throughput_smoke(tmp_path):
     out = tmp_path / "result.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--steps", "1", "--warmup", "0", "--batch-size", "2",
-         "--e2e-samples", "4", "--out", str(out)],
+         "--e2e-samples", "4", "--mix-samples", "12", "--mix-rounds", "1", "--out", str(out)],
         capture_output=True, text=True, timeout=600, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -36,3 +36,9 @@ def test_train_throughput_smoke(tmp_path):
     assert checks["feature_cache_max_abs_diff_vs_encode_media"] < 1e-5
     assert result["e2e"]["raw"]["samples"] == result["e2e"]["feature-cache"]["samples"] == 4
     assert result["e2e"]["feature-cache"]["feature_cache"]["encoded"] == 4
+    mix = result["mix"]
+    assert set(mix["cases"]) == {"llava-random", "gg-random", "gg-grouped", "gg-packed"}
+    assert "mix gg-packed/llava-random" in result["ratios"] and "| gg-packed |" in proc.stdout
+    pad = {k: c["padding_fraction"] for k, c in mix["cases"].items()}
+    assert pad["gg-packed"] <= pad["gg-grouped"] <= pad["gg-random"] and pad["gg-packed"] < pad["gg-random"]
+    assert len({c["real_tokens"] for c in mix["cases"].values()}) == 1
