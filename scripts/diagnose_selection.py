@@ -222,7 +222,9 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         p.requires_grad = name.startswith(("language_model", "image_adapter"))
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.0, betas=(0.9, 0.98))
-    use_bf16 = args.precision == "bf16"
+    from groundinggpt.precision import bf16_is_fast
+
+    use_bf16 = args.precision == "bf16" or (args.precision == "auto" and bf16_is_fast(device))
 
     def autocast():
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
@@ -267,7 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=600)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="auto: bf16 where the device computes it fast (groundinggpt.precision)")
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--budget", type=float, default=None, help="stop after this many seconds of training")
     p.add_argument("--device", default=None, help="default: cuda if available, else cpu")

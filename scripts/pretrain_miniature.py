@@ -58,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--llm-from", default=None, help="start the LLM from this parts folder's LLM (continued "
                    "pretraining) instead of random init")
     p.add_argument("--llm-lr", type=float, default=2e-3, help="peak learning rate of the LLM (cosine)")
+    p.add_argument("--llm-precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="bf16 autocast or float32 for the LLM; auto: bf16 where the device computes it fast "
+                        "(groundinggpt.precision; an AVX2-only CPU is ~30x slower in bf16)")
     args = p.parse_args(argv)
     if args.quick:
         args.vision_images, args.vision_steps = 64, 2
@@ -122,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         # Skill chats hold an 8x8 grid of words (64 tokens): a longer limit than the plain chats need.
         encoded += encode_chats(processor, skills_corpus(skills, stream=0), max_length=SKILL_MAX_LENGTH)
         val = encode_chats(processor, chat_corpus(min(500, args.llm_chats), stream=1))
+        from groundinggpt.precision import bf16_is_fast
+
+        bf16 = args.llm_precision == "bf16" or (args.llm_precision == "auto" and bf16_is_fast(args.llm_device))
         if args.llm_from:
             load_part(model.language_model, Path(args.llm_from), "llm")
         say(f"[llm] language-model pretraining, {args.llm_steps} steps ({skills} skill chats"
             f"{', from ' + args.llm_from if args.llm_from else ''})")
         report = pretrain_llm(model.language_model, encoded, pad_id=tokenizer.pad_token_id, steps=args.llm_steps,
-                              lr=args.llm_lr, seed=args.seed, validation=val, say=say, bf16=True,
+                              lr=args.llm_lr, seed=args.seed, validation=val, say=say, bf16=bf16,
                               device=args.llm_device)
         if skills:
             from groundinggpt.miniature.pretrain import validation_loss
@@ -136,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                                      max_length=SKILL_MAX_LENGTH)
             report["validation_skills"] = {"loss": validation_loss(model.language_model, skill_val,
                                                                    tokenizer.pad_token_id)}
-        report.update(skills_share=args.llm_skills, started_from=args.llm_from, skills=skill_examples())
+        report.update(skills_share=args.llm_skills, bf16=bf16, started_from=args.llm_from, skills=skill_examples())
         device = torch.cuda.get_device_name() if args.llm_device.startswith("cuda") else "cpu"
         info["reports"]["llm"] = _finished(report, t, {**environment, "device": device})
     save_parts(out, vision=model.vision_tower, audio=model.audio_encoder, llm=model.language_model, info=info)

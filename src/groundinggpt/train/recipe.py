@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from .. import precision
 from ..errors import InputError
 from .lora import DEFAULT_TARGET_MODULES, LoraSettings
 
@@ -192,7 +193,9 @@ _TRAINING_TYPES: dict[str, tuple[str, Any]] = {
     "save_steps": ("a positive number", lambda v: _is_number(v) and v > 0),
     "logging_steps": ("a positive number", lambda v: _is_number(v) and v > 0),
     "dataloader_num_workers": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
-    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("bf16", "fp16", "tf32")},
+    **{k: ("true or false", lambda v: isinstance(v, bool)) for k in ("fp16", "tf32")},
+    "bf16": ("true, false or auto (bf16 where the device computes it fast)",
+             lambda v: isinstance(v, bool) or v == precision.AUTO),
 }
 
 
@@ -475,5 +478,8 @@ def build_config(
     _check_types(config)  # before the conversions below, so a bad value is named with its key
     config.stage = int(config.stage)
     config.alpha = float(config.alpha)
+    if "bf16" in config.training:  # resolved here, so the run record and run_log hold what ran
+        config.training["bf16"] = precision.resolve_bf16(config.training["bf16"],
+                                                         use_cpu=bool(config.training.get("use_cpu")))
     config.validate()
     return config
