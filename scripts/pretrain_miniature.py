@@ -142,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                                      max_length=SKILL_MAX_LENGTH)
             report["validation_skills"] = {"loss": validation_loss(model.language_model, skill_val,
                                                                    tokenizer.pad_token_id)}
+        from groundinggpt.miniature.pretrain import greedy_answerer
+        from groundinggpt.miniature.skills import skill_accuracy
+
+        report["skill_accuracy"] = skill_accuracy(greedy_answerer(model.language_model.to("cpu"), processor),
+                                                  n=4 if args.quick else 30)
+        say(f"[llm] held-out skill accuracy (greedy, exact match): {report['skill_accuracy']}")
         report.update(skills_share=args.llm_skills, bf16=bf16, started_from=args.llm_from, skills=skill_examples())
         device = torch.cuda.get_device_name() if args.llm_device.startswith("cuda") else "cpu"
         info["reports"]["llm"] = _finished(report, t, {**environment, "device": device})

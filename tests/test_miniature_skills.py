@@ -94,3 +94,38 @@ def test_corpus_streams_are_deterministic_disjoint_and_cover_every_skill():
     for name, entry in examples.items():
         question, answer = entry["example"]
         assert question and answer, name
+
+
+def test_skill_accuracy_scores_exact_answers_on_held_out_chats_disjoint_from_training():
+    n = 6
+    held = {name: skills.held_out_chats(name, n) for name in SKILLS}
+    oracle = {q: a for pairs in held.values() for q, a in pairs}
+    assert skills.skill_accuracy(oracle.get, n=n) == {name: 1.0 for name in SKILLS}
+    assert skills.skill_accuracy(lambda q: "  " + oracle[q] + "\n", n=n)["recall"] == 1.0  # surrounding space
+    assert skills.skill_accuracy(lambda q: "0.5", n=n) == {name: 0.0 for name in SKILLS}
+    # Half right: exactly half of each skill's chats answered.
+    first_half = {q for pairs in held.values() for q, _ in pairs[: n // 2]}
+    half = skills.skill_accuracy(lambda q: oracle[q] if q in first_half else "", n=n)
+    assert half == {name: 0.5 for name in SKILLS}
+    training = {q for q, _ in (turn for chat in skills_corpus(300) for turn in chat)}
+    assert not training & set(oracle)
+
+
+def test_greedy_answerer_answers_with_the_llm_in_the_chat_template():
+    import torch
+
+    from groundinggpt.miniature import build_miniature
+    from groundinggpt.miniature.pretrain import greedy_answerer
+
+    model, processor = build_miniature(seed=0, load=())
+    llm = model.language_model.train()
+    answer = greedy_answerer(llm, processor, max_new_tokens=5)
+    question = skills.held_out_chats("formats", 1)[0][0]
+    text = answer(question)
+    assert llm.training  # the caller's mode is kept
+    ids = processor([{"role": "user", "content": question}], add_generation_prompt=True)["input_ids"]
+    with torch.no_grad():
+        expected = llm.eval().generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=5,
+                                       do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
+    assert text == processor.tokenizer.decode(expected[0, ids.shape[1]:], skip_special_tokens=True)
+    assert isinstance(text, str)

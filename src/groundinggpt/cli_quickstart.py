@@ -17,7 +17,8 @@ and never redone, so an interrupted run continues from the last finished one):
 6. ``report``    ``report.md`` + ``report.json`` (metrics beside the baselines and targets,
                  timings per phase, data sizes, machine load) and PNG examples.
 
-About 15 minutes on 2 CPU cores; ``--fast`` about 15 seconds (see docs/quickstart.md).
+About 15 minutes on 2 CPU cores with fast bfloat16 (AVX512-BF16 or AMX), about 50 on 2
+AVX2-only cores (float32); ``--fast`` about 15 seconds (see docs/quickstart.md).
 ``--ablation coarse-to-fine`` adds the paper's Table 7: stage 1 trained once on coarse data
 only (the main run) and once on coarse + fine-grained data, then the same stages 2-3 and
 the REC evaluation for both.
@@ -69,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "quickstart", help="the whole pipeline on a synthetic world on this CPU (~15 min): train 3 stages, "
+        "quickstart", help="the whole pipeline on a synthetic world on this CPU (15-50 min): train 3 stages, "
         "evaluate, report", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     p.set_defaults(func=_run)

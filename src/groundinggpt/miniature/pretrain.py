@@ -325,6 +325,22 @@ def encode_chats(processor, chats: list[list[tuple[str, str]]], max_length: int 
     return out
 
 
+def greedy_answerer(llm: nn.Module, processor, max_new_tokens: int = 40) -> Callable[[str], str]:
+    """question → the LLM's greedy answer in the processor's chat template (text only)."""
+
+    def answer(question: str) -> str:
+        ids = processor([{"role": "user", "content": question}], add_generation_prompt=True)["input_ids"]
+        was_training = llm.training
+        llm.eval()
+        with torch.no_grad():
+            out = llm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
+                               do_sample=False, pad_token_id=processor.tokenizer.pad_token_id)
+        llm.train(was_training)
+        return processor.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+    return answer
+
+
 def validation_loss(model: nn.Module, encoded: list[tuple[list[int], list[int]]], pad_id: int,
                     device: str = "cpu") -> float:
     """Mean next-token loss on the answers of ``encoded`` chats (batches of 64), rounded to 4 digits."""

@@ -34,12 +34,15 @@ import numpy as np
 
 from ..data.synthetic.world import COLOURS, SHAPES, SIZES
 
-__all__ = ["GRID", "SKILLS", "SKILL_MAX_LENGTH", "skill_chat", "skill_examples", "skills_corpus"]
+__all__ = ["GRID", "HELD_OUT_STREAM", "SKILLS", "SKILL_MAX_LENGTH", "held_out_chats", "skill_accuracy", "skill_chat",
+           "skill_examples", "skills_corpus"]
 
 #: The grid task's side: the miniature's image tokens are an 8×8 grid of patches, row-major.
 GRID = 8
 #: Token limit of an encoded skill chat (the grid alone is 64 tokens; the longest chats are ~175).
 SKILL_MAX_LENGTH = 224
+#: The stream of the held-out chats that measure the skills (training uses streams below it).
+HELD_OUT_STREAM = 9
 #: The word of an empty cell (one token of the tiny tokenizer, as every colour and shape word).
 EMPTY = "o"
 _COLOURS = tuple(COLOURS)
@@ -188,3 +191,22 @@ def skill_examples(seed: int = 7) -> dict[str, dict[str, Any]]:
     """Each skill's share and one example chat (for ``parts.json`` and the docs)."""
     rng = np.random.default_rng([seed, 4])
     return {name: {"share": share, "example": build(rng)[0]} for name, (build, share) in SKILLS.items()}
+
+
+def held_out_chats(name: str, n: int) -> list[tuple[str, str]]:
+    """``n`` (question, answer) pairs of skill ``name`` from the held-out stream."""
+    from .corpus import _rng
+
+    index = list(SKILLS).index(name)
+    return [SKILLS[name][0](_rng(4, HELD_OUT_STREAM, index * 10_000 + i))[0] for i in range(n)]
+
+
+def skill_accuracy(answer: Callable[[str], str], n: int = 15) -> dict[str, float]:
+    """Exact-match accuracy per skill of ``answer`` (question → answer text) on held-out chats.
+
+    Example:
+        >>> oracle = {q: a for name in SKILLS for q, a in held_out_chats(name, 3)}
+        >>> skill_accuracy(oracle.get, n=3)["grid"]
+        1.0
+    """
+    return {name: sum(answer(q).strip() == a for q, a in held_out_chats(name, n)) / n for name in SKILLS}

@@ -155,7 +155,7 @@ def parts_fingerprint(parts: str | None) -> str:
 
 
 def default_plan(seed: int = 0, parts: str | None = None) -> Plan:
-    """The full quickstart (about 15 minutes on 2 CPU cores; see docs/quickstart.md)."""
+    """The full quickstart (15 minutes on 2 CPU cores with fast bf16, ~50 without; see docs/quickstart.md)."""
     return Plan(seed=seed, parts=parts, parts_sha=parts_fingerprint(parts))
 
 
