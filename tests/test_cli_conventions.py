@@ -69,3 +69,27 @@ def test_quickstart_refusal_goes_through_the_shared_handler(tmp_path, capsys):
     assert main(["quickstart", "--fast", "--out", str(tmp_path), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("groundinggpt quickstart: error:") and err.count("\n") == 1
+
+
+def test_set_means_a_recipe_key_and_count_a_sample_count(capsys):
+    """``--set KEY=VALUE`` sets recipe keys (train); the synthetic world's sample counts are
+    ``--count GROUP.FAMILY=N``. The synthetic command's first spelling, ``--set``, still works
+    and warns; no command but train advertises ``--set``."""
+    parser = build_parser()
+    commands = _subparsers(parser)
+    advertising = sorted(name for name, sub in commands.items() if "--set" in sub.format_help())
+    assert advertising == ["train"]
+    assert "--count" in commands["synthetic"].format_help()
+    args = parser.parse_args(["synthetic", "--output", "w", "--count", "test.rec=3", "--count", "stage2.vqa=7"])
+    assert args.count == [("test", "rec", 3), ("stage2", "vqa", 7)]
+    assert capsys.readouterr().err == ""
+    args = parser.parse_args(["synthetic", "--output", "w", "--set", "test.rec=3", "--count", "stage1.caption=2"])
+    assert args.count == [("test", "rec", 3), ("stage1", "caption", 2)]
+    warning = capsys.readouterr().err
+    assert "--set test.rec=3 is deprecated" in warning and "use --count test.rec=3" in warning
+    with pytest.raises(SystemExit):
+        parser.parse_args(["synthetic", "--output", "w", "--count", "rec=3"])
+    assert "expected GROUP.FAMILY=N" in capsys.readouterr().err
+    train = parser.parse_args(["train", "--stage", "1", "--model", "tiny", "--data", "d.jsonl", "--output", "o",
+                               "--set", "learning_rate=0.1"])
+    assert train.set == ["learning_rate=0.1"]

@@ -68,3 +68,29 @@ def test_qformer_fields_are_shared_and_saved_flat_as_before():
     qcfg = video.qformer_config(encoder_width=48)
     assert (qcfg.hidden_size, qcfg.num_attention_heads, qcfg.encoder_hidden_size) == (32, 2, 48)
     assert video.num_positions == 4 and GroundingGPTAudioConfig(max_clips=6).num_positions == 6
+
+
+def test_branches_are_a_module_dict_by_modality_and_saved_names_stay():
+    """``model.branches`` is an ``nn.ModuleDict`` keyed by modality holding the registered
+    modules; parameter names, state-dict keys and the top-level children stay those of saved
+    folders (the fixture's keys), and replacing a branch attribute updates the dict."""
+    from safetensors import safe_open
+
+    from groundinggpt.train.freeze import apply_freeze_plan, plan_for_stage
+
+    model = GroundingGPTForCausalLM(GroundingGPTConfig())
+    assert isinstance(model.branches, torch.nn.ModuleDict) and list(model.branches) == ["image", "video", "audio"]
+    assert all(model.branches[m.name] is getattr(model, m.branch) for m in MODALITIES)
+    assert [name for name, _ in model.named_children()] == [
+        "vision_tower", "image_adapter", "video_branch", "audio_encoder", "audio_branch", "language_model"]
+    with safe_open(FIXTURE_CONFIG.parent / "model.safetensors", "pt") as saved:
+        saved_prefixes = {key.split(".")[0] for key in saved.keys()}
+    assert {key.split(".")[0] for key in model.state_dict()} == saved_prefixes
+    summary = apply_freeze_plan(model, plan_for_stage(1))  # branches train, nothing counted twice
+    assert all(p.requires_grad for p in model.branches.parameters())
+    assert sum(c["trainable"] + c["frozen"] for c in summary.values()) == sum(p.numel() for p in model.parameters())
+    new_adapter = torch.nn.Linear(model.config.vision_config.hidden_size, model.config.text_config.hidden_size)
+    model.image_adapter = new_adapter
+    assert model.branches["image"] is new_adapter
+    model.audio_branch = None
+    assert list(model.branches) == ["image", "video"]

@@ -14,10 +14,13 @@ One :class:`Modality` says, for one kind of medium:
 - ``raw_key`` / ``feature_key``: the batch key of the decoded media tensor (the model's
   input) and of the frozen encoder's output (what the feature cache stores);
 - ``encoder`` / ``encode`` / ``branch``: the model attribute holding the frozen encoder,
-  the model method running it (raw → features) and the attribute holding the trainable
-  branch (features → LLM-width tokens). These are the names under which the weights are
-  saved (``video_branch.qformer...``), so they are kept as they were: folders saved before
-  this table load unchanged;
+  the model method running it (raw → features; ``None``: the encoder module's own forward)
+  and the attribute holding the trainable branch (features → LLM-width tokens). These are the
+  names under which the weights are saved (``video_branch.qformer...``), so they are kept as
+  they were: folders saved before this table load unchanged;
+- ``build``: ``"module:function"`` that builds the modality's modules for the model,
+  ``(model config) -> {attribute: module or None}`` (encoder and branch, under the names
+  above); the model registers them in table order (:mod:`groundinggpt.models.branches`);
 - ``config_key``: the model config attribute holding the branch's config (``None`` when the
   branch always exists, as the image branch does);
 - ``loader``: ``"module:function"`` that decodes one medium, ``(source, ProcessorConfig) ->
@@ -62,12 +65,13 @@ class Modality:
     raw_key: str
     feature_key: str
     encoder: str
-    encode: str
+    encode: str | None
     branch: str
     config_key: str | None
     loader: str
     settings: tuple[str, ...]
     probe: str
+    build: str
 
     @property
     def token_field(self) -> str:
@@ -86,32 +90,43 @@ class Modality:
 
     def loader_function(self) -> Callable[[Any, Any], tuple[Any, dict[str, Any]]]:
         """The decoding function named by ``loader``, imported on first use."""
-        module, _, function = self.loader.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _named_function(self.loader)
 
     def probe_function(self) -> Callable[[Any, int | None], str | None]:
         """The cheap usability check named by ``probe``: ``(path, max_image_pixels) -> reason or None``."""
-        module, _, function = self.probe.partition(":")
-        return getattr(importlib.import_module(module), function)
+        return _named_function(self.probe)
+
+    def build_function(self) -> Callable[[Any], dict[str, Any]]:
+        """The model-side builder named by ``build``: ``(model config) -> {attribute: module or None}``."""
+        return _named_function(self.build)
 
     def load(self, source: Any, config: Any) -> tuple[Any, dict[str, Any]]:
         """Decode one medium with the processor settings ``config`` → (tensor, info fields)."""
         return self.loader_function()(source, config)
 
 
+def _named_function(path: str) -> Callable[..., Any]:
+    """The function a ``"module:function"`` string names, its module imported on first use."""
+    module, _, function = path.partition(":")
+    return getattr(importlib.import_module(module), function)
+
+
 MODALITIES: tuple[Modality, ...] = (
     Modality(name="image", token="<image>", raw_key="pixel_values", feature_key="image_features",
              encoder="vision_tower", encode="encode_images", branch="image_adapter", config_key=None,
              loader="groundinggpt.media.loaders:load_image_medium", probe="groundinggpt.media.probe:probe_image",
+             build="groundinggpt.models.branches:build_image_modules",
              settings=("image_size", "image_mean", "image_std")),
     Modality(name="video", token="<video>", raw_key="pixel_values_videos", feature_key="video_features",
              encoder="vision_tower", encode="encode_videos", branch="video_branch", config_key="video_config",
              loader="groundinggpt.media.loaders:load_video_medium", probe="groundinggpt.media.probe:probe_video",
+             build="groundinggpt.models.branches:build_video_modules",
              settings=("num_frames", "image_size", "image_mean", "image_std", "video_size", "video_sampling",
                        "video_resize")),
     Modality(name="audio", token="<audio>", raw_key="input_features", feature_key="audio_features",
              encoder="audio_encoder", encode="encode_audios", branch="audio_branch", config_key="audio_config",
              loader="groundinggpt.media.loaders:load_audio_medium", probe="groundinggpt.media.probe:probe_audio",
+             build="groundinggpt.models.branches:build_audio_modules",
              settings=("num_clips", "clip_seconds", "num_mel_bins", "target_frames", "audio_mean", "audio_std")),
 )
 

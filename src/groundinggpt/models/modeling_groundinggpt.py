@@ -25,84 +25,19 @@ import inspect
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from transformers import (
-    Blip2QFormerModel,
-    CLIPVisionModel,
-    GenerationMixin,
-    PreTrainedModel,
-)
+from transformers import GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from ..modalities import MEDIA_INPUT_NAMES, MODALITIES, Modality
-from .audio_encoder import AudioEncoderConfig, ImageBindAudioEncoder
-from .configuration_groundinggpt import GroundingGPTConfig, QFormerBranchConfig
-from .vision_cut import cut_vision_tower
-from .video_front import EvaBlip2FrameEncoder, frame_encoder_width
+from .branches import QFormerBranch, build_adapter, pool_patch_grid
+from .configuration_groundinggpt import GroundingGPTConfig
 
 __all__ = ["GroundingGPTForCausalLM", "GroundingGPTPreTrainedModel", "QFormerBranch", "MEDIA_INPUT_NAMES",
            "build_adapter", "pool_patch_grid"]
 
 #: Attention kernels that take packed samples only as one row (variable-length FlashAttention).
 FOLDED_PACKING_KERNELS = ("flash_attention_2", "flash_attention_3")
-
-
-def build_adapter(kind: str, in_dim: int, out_dim: int) -> nn.Module:
-    """``"mlp"``: Linear → GELU → Linear (LLaVA-1.5 / the paper); ``"linear"``: one Linear."""
-    if kind == "mlp":
-        return nn.Sequential(nn.Linear(in_dim, out_dim), nn.GELU(), nn.Linear(out_dim, out_dim))
-    if kind == "linear":
-        return nn.Linear(in_dim, out_dim)
-    raise ValueError(f"unknown adapter kind {kind!r}; expected 'mlp' or 'linear'")
-
-
-def pool_patch_grid(features: torch.Tensor, factor: int) -> torch.Tensor:
-    """Average-pool a square patch grid: [B, G*G, C] → [B, (G/f)*(G/f), C]."""
-    if factor == 1:
-        return features
-    batch, tokens, channels = features.shape
-    grid = int(tokens**0.5)
-    if grid * grid != tokens:
-        raise ValueError(f"cannot pool {tokens} tokens: not a square grid")
-    x = features.transpose(1, 2).reshape(batch, channels, grid, grid)
-    x = F.avg_pool2d(x, factor)
-    return x.flatten(2).transpose(1, 2)
-
-
-class QFormerBranch(nn.Module):
-    """Learned queries that cross-attend to a sequence of encoder tokens (BLIP-2 structure).
-
-    Used by both the video branch (over frame tokens) and the audio branch (over clip
-    embeddings). ``position_embedding`` marks *when* each frame/clip is, which is what
-    lets the model answer with timestamps.
-
-    Args:
-        config: the branch's Q-Former fields (a video or audio config).
-        encoder_width: width of the encoder tokens the queries attend to.
-        out_dim: the LLM's width.
-    """
-
-    def __init__(self, config: QFormerBranchConfig, *, encoder_width: int, out_dim: int):
-        super().__init__()
-        # BLIP-2's ln_vision: content on one scale with the position (config.input_norm, see its docstring)
-        self.input_norm = nn.LayerNorm(encoder_width) if config.input_norm else None
-        self.position_init_std = config.position_init_std
-        self.position_embedding = nn.Embedding(config.num_positions, encoder_width)
-        self.query_tokens = nn.Parameter(torch.zeros(1, config.num_query_tokens, config.qformer_hidden_size))
-        self.qformer = Blip2QFormerModel(config.qformer_config(encoder_width))
-        self.adapter = build_adapter(config.adapter, config.qformer_hidden_size, out_dim)
-
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens: [B, P, T, C] (P positions — frames or clips — of T tokens each) → [B, Q, out_dim]."""
-        batch, positions, per_position, _ = tokens.shape
-        if self.input_norm is not None:
-            tokens = self.input_norm(tokens.to(self.input_norm.weight.dtype))
-        pos = self.position_embedding(torch.arange(positions, device=tokens.device))
-        tokens = (tokens + pos[None, :, None, :].to(tokens.dtype)).flatten(1, 2)
-        queries = self.query_tokens.expand(batch, -1, -1).to(tokens.dtype)
-        out = self.qformer(query_embeds=queries, encoder_hidden_states=tokens, return_dict=True)
-        return self.adapter(out.last_hidden_state)
 
 
 def _causal_lm_class(text_config: Any) -> type:
@@ -150,37 +85,12 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
 
     def __init__(self, config: GroundingGPTConfig, language_model: PreTrainedModel | None = None):
         super().__init__(config)
-        hidden = config.text_config.hidden_size
-        vision_width = config.vision_config.hidden_size
-
-        # The modules keep the names they were saved under (image_adapter, video_branch ...;
-        # the table's `encoder` / `branch` fields), so every saved folder loads as it is.
-        self.vision_tower = CLIPVisionModel(config.vision_config)
-        # Layers after the selected one are never run (see vision_cut): the tower's
-        # last_hidden_state is then the selected layer's output.
-        cut_vision_tower(self.vision_tower, config.vision_feature_layer)
-        self.image_adapter = build_adapter(config.image_adapter, vision_width, hidden)
-
-        self.video_branch = None
-        self.video_frame_encoder = None  # the released front (eva_blip2); "clip" frames use vision_tower
-        if config.video_config is not None:
-            v = config.video_config
-            frame_width = vision_width
-            if v.frame_encoder == "eva_blip2":
-                self.video_frame_encoder = EvaBlip2FrameEncoder(v.frame_encoder_config)
-                frame_width = frame_encoder_width(v.frame_encoder_config)
-            self.video_branch = QFormerBranch(v, encoder_width=frame_width, out_dim=hidden)
-
-        self.audio_encoder = None
-        self.audio_branch = None
-        if config.audio_config is not None:
-            a = config.audio_config
-            enc_cfg = AudioEncoderConfig.from_dict(
-                {"num_mel_bins": a.num_mel_bins, "target_frames": a.target_frames, **a.encoder}
-            )
-            self.audio_encoder = ImageBindAudioEncoder(enc_cfg)
-            self.audio_branch = QFormerBranch(a, encoder_width=enc_cfg.out_dim, out_dim=hidden)
-
+        # Each modality's modules come from its table entry's builder (models/branches.py), in
+        # table order, under the names they are saved with (vision_tower, image_adapter,
+        # video_branch ...), so every saved folder loads as it is.
+        for modality in MODALITIES:
+            for attribute, module in modality.build_function()(config).items():
+                setattr(self, attribute, module)
         if language_model is None:
             # The class's constructor, not AutoModelForCausalLM.from_config: under DeepSpeed
             # ZeRO-3 from_config would build the LLM partitioned (deepspeed.zero.Init) inside
@@ -243,15 +153,45 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
     def _audio_dtype(self) -> torch.dtype:
         return next(self.audio_encoder.parameters()).dtype
 
+    # ---- the branches by modality
     @property
-    def branches(self) -> dict[str, nn.Module]:
-        """The trainable branch of each modality this model has, keyed by modality name.
+    def branches(self) -> nn.ModuleDict:
+        """The trainable branch of each modality this model has, in an ``nn.ModuleDict`` keyed by
+        modality name (``model.branches["video"] is model.video_branch``).
 
-        The modules stay registered under their table names (``image_adapter``,
-        ``video_branch``, ``audio_branch``): those are the keys of the saved weights, of the
-        freeze plan and of the converters of released checkpoints.
+        The modules are registered (named, saved, frozen, counted) under their table names
+        (``image_adapter``, ``video_branch``, ``audio_branch``), the keys of every saved folder,
+        of the freeze plan and of the released-checkpoint converters. This ModuleDict holds the
+        same module objects but is not registered as a child of the model: as a child it would
+        list every branch twice to ``named_children`` (the freeze plan would then freeze the
+        branches it had just set trainable, ``groundinggpt info`` would count them twice), to
+        ``Module.apply`` and to DeepSpeed ZeRO-3, which hooks every child recursively (see
+        "The model" in ``docs/architecture.md``). Assigning a branch attribute
+        (``model.image_adapter = ...``, as PEFT's ``modules_to_save`` or a LoRA merge does)
+        updates it.
         """
-        return {m.name: getattr(self, m.branch) for m in MODALITIES if getattr(self, m.branch, None) is not None}
+        return self.__dict__["_branches"]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        super().__setattr__(name, value)
+        if name in _BRANCH_ATTRIBUTES:
+            self._sync_branches()
+
+    def __delattr__(self, name: str) -> None:
+        super().__delattr__(name)
+        if name in _BRANCH_ATTRIBUTES:
+            self._sync_branches()
+
+    def _sync_branches(self) -> None:
+        # Kept out of _modules (object.__setattr__): see `branches`.
+        found = {m.name: getattr(self, m.branch, None) for m in MODALITIES}
+        object.__setattr__(self, "_branches", nn.ModuleDict({k: v for k, v in found.items() if v is not None}))
+
+    def _encode(self, modality: Modality, raw: torch.Tensor) -> torch.Tensor:
+        """Run the frozen encoder of ``modality``: its ``encode`` method, else its encoder's forward."""
+        if modality.encode is not None:
+            return getattr(self, modality.encode)(raw)
+        return getattr(self, modality.encoder)(raw)
 
     def _media_inputs(self, media: dict[str, Any]) -> list[tuple[Modality, torch.Tensor | None, torch.Tensor | None]]:
         """``(modality, raw, features)`` for each modality given in ``media``; unknown keys are errors."""
@@ -262,7 +202,7 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         for m in MODALITIES:
             raw, features = media.get(m.raw_key), media.get(m.feature_key)
             if raw is not None or features is not None:
-                if getattr(self, m.branch, None) is None:
+                if m.name not in self.branches:
                     self._require_branch(m.name, None)
                 out.append((m, raw, features))
         return out
@@ -278,7 +218,7 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         Returns:
             ``{feature_key: features}`` (``image_features`` ...) for each medium given.
         """
-        return {m.feature_key: getattr(self, m.encode)(raw)
+        return {m.feature_key: self._encode(m, raw)
                 for m, raw, _ in self._media_inputs(raw_media) if raw is not None}
 
     # ---- trainable part: features → LLM-width tokens
@@ -292,8 +232,8 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         out: dict[int, torch.Tensor] = {}
         for m, raw, features in self._media_inputs(media):
             if features is None:
-                features = getattr(self, m.encode)(raw)
-            branch = getattr(self, m.branch)
+                features = self._encode(m, raw)
+            branch = self.branches[m.name]
             dtype = next(branch.parameters()).dtype
             out[getattr(self.config, m.token_id_field)] = branch(features.to(dtype))
         return out
@@ -480,3 +420,6 @@ def _list_media_parameters(forward: Any) -> Any:
 
 
 _list_media_parameters(GroundingGPTForCausalLM.forward)
+
+#: Attributes whose assignment updates ``model.branches``.
+_BRANCH_ATTRIBUTES = frozenset(m.branch for m in MODALITIES)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 from pathlib import Path
 
 from .generate import DEFAULT_SIZES, blind_baselines, generate_world
@@ -27,6 +28,17 @@ def _count(text: str) -> tuple[str, str, int]:
         raise argparse.ArgumentTypeError(f"expected GROUP.FAMILY=N such as stage2.rec=5000, got {text!r}") from None
 
 
+class _DeprecatedSet(argparse.Action):
+    """``--set GROUP.FAMILY=N``, the first spelling of ``--count``: still accepted, with a warning,
+    because ``--set`` means a recipe key in ``groundinggpt train`` (one flag, one meaning)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        group, family, n = value
+        print(f"warning: synthetic --set {group}.{family}={n} is deprecated: use --count {group}.{family}={n} "
+              "(--set sets recipe keys in groundinggpt train)", file=sys.stderr)
+        getattr(namespace, self.dest).append(value)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="output folder: new or empty (or an earlier world, with --overwrite)")
     # The folder as a positional argument, as the command first took it (still accepted; not in --help).
@@ -37,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-size", type=_size, action="append", metavar="WxH",
                         help="image size; repeat to draw from several (default 64x64)")
     groups = ", ".join(DEFAULT_SIZES)
-    parser.add_argument("--set", type=_count, action="append", default=[], metavar="GROUP.FAMILY=N",
-                        help=f"a sample count, e.g. stage2.rec=5000 or test.rec=500 (groups: {groups})")
+    parser.add_argument("--count", type=_count, action="append", default=[], metavar="GROUP.FAMILY=N",
+                        help=f"a sample count, e.g. stage2.rec=5000 or test.rec=500 (groups: {groups}); repeatable")
+    parser.add_argument("--set", type=_count, action=_DeprecatedSet, dest="count", help=argparse.SUPPRESS)
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every default count")
     parser.add_argument("--video-frames", type=int, default=16)
     parser.add_argument("--video-fps", type=float, default=8.0)
@@ -82,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     args.root = _output(args)
     _prepare_root(Path(args.root), args.overwrite)
     sizes = {g: {f: round(n * args.scale) for f, n in fams.items()} for g, fams in DEFAULT_SIZES.items()}
-    for group, family, n in args.set:
+    for group, family, n in args.count:
         sizes.setdefault(group, {})[family] = n
     manifest = generate_world(args.root, seed=args.seed, sizes=sizes, image_size=args.image_size or [(64, 64)],
                               video_frames=args.video_frames, video_fps=args.video_fps, span_grid=args.span_grid,
