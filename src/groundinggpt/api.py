@@ -32,8 +32,9 @@ from .streaming import AnswerStream, BatchAnswerStreamer, StopRequested, answer_
 
 
 def context_size(engine: Any) -> int | None:
-    """The LLM's context length in tokens of ``engine.model`` (``None`` if the config does not say)."""
-    config = getattr(getattr(engine, "model", None), "config", None)
+    """The LLM's context length in tokens of ``engine.model`` — or of ``engine.config`` for an
+    engine that holds no HF model (the vLLM engine) — ``None`` if the config does not say."""
+    config = getattr(getattr(engine, "model", None), "config", None) or getattr(engine, "config", None)
     text_config = getattr(config, "text_config", None) or config
     size = getattr(text_config, "max_position_embeddings", None)
     return size if isinstance(size, int) and size > 0 else None

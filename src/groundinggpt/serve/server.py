@@ -53,6 +53,9 @@ from .worker import SCHEDULERS, QueueFull, make_worker
 
 log = logging.getLogger("groundinggpt.serve")
 
+#: ``--engine``: what runs the model behind the protocol layer.
+ENGINES = ("hf", "vllm")
+
 __all__ = ["Limits", "create_app", "run", "register"]
 
 
@@ -348,7 +351,13 @@ def run(args: argparse.Namespace) -> int:
                     media_root=args.media_root, max_batch=args.max_batch, max_queue=args.max_queue,
                     scheduler=args.scheduler, media_workers=args.media_workers,
                     read_timeout_s=args.read_timeout)
-    engine = load_engine(args.model, **device_kwargs(args))
+    if args.engine == "vllm":
+        from .vllm_engine import load_vllm_engine
+
+        engine = load_vllm_engine(args.model, dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
+                                  max_num_seqs=args.max_batch)
+    else:
+        engine = load_engine(args.model, **device_kwargs(args))
     name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
     log.info("serving %s on http://%s:%d/v1 with %s", name, args.host, args.port, asdict(limits))
     uvicorn.run(create_app(engine, limits, model_name=name, docs=args.docs), host=args.host, port=args.port,
@@ -381,6 +390,12 @@ def register(sub: Any) -> None:
     p.add_argument("--scheduler", choices=SCHEDULERS, default=d.scheduler,
                    help="continuous: requests join and leave the running batch between tokens, media decoded by a "
                         "thread pool; static: micro-batches run to their longest answer (default: %(default)s)")
+    p.add_argument("--engine", choices=ENGINES, default="hf",
+                   help="hf: this package's model and schedulers; vllm: vLLM runs the model (paged KV cache, its "
+                        "continuous batching, tensor parallelism; needs `pip install vllm`, see docs/serving.md) "
+                        "behind the same protocol (default: %(default)s)")
+    p.add_argument("--tensor-parallel-size", type=int, default=1,
+                   help="GPUs the model is split over (--engine vllm; default: %(default)s)")
     p.add_argument("--media-workers", type=int, default=d.media_workers,
                    help="threads decoding media at once (continuous scheduler; default: %(default)s)")
     p.add_argument("--read-timeout", type=float, default=d.read_timeout_s,

@@ -194,10 +194,14 @@ def make_worker(engine: Any, scheduler: str = "continuous", max_batch: int = 8, 
     engine's model itself, so an engine that replaces ``GroundingGPT.generate`` (a scripted
     test engine, a wrapper) is answered through its own ``generate`` by the static batcher.
     ``static``: :class:`InferenceWorker`, the micro-batcher above (the baseline of
-    ``bench/serve_load.py``).
+    ``bench/serve_load.py``). An engine with its own ``make_worker`` (the vLLM engine,
+    which does its own scheduling) gets its own worker whatever the scheduler.
     """
     from ..api import GroundingGPT
 
+    own = getattr(engine, "make_worker", None)
+    if callable(own):  # an engine that schedules itself (the vLLM engine)
+        return own(max_batch=max_batch, max_queue=max_queue, media_workers=media_workers)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
     if scheduler == "continuous" and isinstance(engine, GroundingGPT) and type(engine).generate is GroundingGPT.generate:
