@@ -139,6 +139,19 @@ def test_worker_fails_only_the_request_whose_add_fails(gg):
         worker.close()
 
 
+def test_engine_vllm_without_vllm_says_what_to_do():
+    from groundinggpt.serve.vllm_engine import load_vllm_engine
+
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("vLLM is installed here")
+    with pytest.raises(SystemExit, match="--engine vllm needs vLLM in this environment.*docs/vllm.md"):
+        load_vllm_engine("tiny")
+
+
 # ---- end to end through vLLM ----------------------------------------------------------------
 def _vllm_or_skip():
     try:
