@@ -93,3 +93,26 @@ def test_set_means_a_recipe_key_and_count_a_sample_count(capsys):
     train = parser.parse_args(["train", "--stage", "1", "--model", "tiny", "--data", "d.jsonl", "--output", "o",
                                "--set", "learning_rate=0.1"])
     assert train.set == ["learning_rate=0.1"]
+
+
+def test_commands_table_matches_what_each_module_registers():
+    # `groundinggpt COMMAND` imports only the module COMMANDS lists for it (the data commands
+    # then never load torch): the table must name exactly what each module registers.
+    import importlib
+
+    from groundinggpt.cli import COMMANDS, module_of
+
+    for module, names in COMMANDS.items():
+        sub = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(module).register(sub)
+        assert sorted(sub.choices) == sorted(names.split(", ")), module
+    assert module_of("web") == "groundinggpt.serve.cli" and module_of("nope") is None
+    assert set(_subparsers(build_parser("data"))) == {"data sources", "data convert", "data build",
+                                                       "data question-pool", "data instruct"}
+    assert len({name.split()[0] for name in _subparsers(build_parser("nope"))}) == 10  # unknown: all, for the error
+
+
+def test_unknown_command_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["no-such-command"])
+    assert e.value.code == 2 and "invalid choice: 'no-such-command'" in capsys.readouterr().err

@@ -18,10 +18,12 @@ import importlib
 import sys
 
 # Importing the package (which this import does first) sets OMP_WAIT_POLICY=PASSIVE before
-# torch loads, for every sub-command: see groundinggpt.openmp_policy.
+# torch loads, for every sub-command (see groundinggpt.openmp_policy); it imports no torch itself.
 from groundinggpt.errors import GroundingGPTError
 
-# module path → the sub-commands it registers (documentation only; the module decides)
+# module path → the sub-commands it registers. `groundinggpt COMMAND ...` imports only the module
+# listed for COMMAND (tests/test_cli_conventions.py checks the table against what each registers):
+# a command's imports (torch for most, none for `data`) are not paid by the others.
 COMMANDS: dict[str, str] = {
     "groundinggpt.cli_info": "info",
     "groundinggpt.eval.cli": "eval",
@@ -34,14 +36,24 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
+def module_of(command: str) -> str | None:
+    """The module that registers ``command`` (per :data:`COMMANDS`), or None."""
+    for module, names in COMMANDS.items():
+        if command in names.split(", "):
+            return module
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or, given a known ``command``, of that one only (fewer imports)."""
     parser = argparse.ArgumentParser(
         prog="groundinggpt",
         description="GroundingGPT: train, evaluate and serve a multimodal grounding LLM.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module in COMMANDS:
+    only = module_of(command) if command else None
+    for module in [only] if only else COMMANDS:
         importlib.import_module(module).register(sub)
     return parser
 
@@ -60,7 +72,8 @@ def add_quiet(parser: argparse.ArgumentParser, *old: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_command(build_parser(argv[0] if argv else None).parse_args(argv))
 
 
 def run_command(args: argparse.Namespace) -> int:
