@@ -234,35 +234,44 @@ def test_didemo_length_from_the_video_header(tmp_path):
     assert rep.fixed == {"duration_from_video_header": 1}
 
 
-def test_visual_genome_inline_regions_equal_the_checked_path(tmp_path):
-    # VG's hot loop builds ordinary regions inline; every sample must equal what the
-    # checked path (_region: number(), pixel_box, box_text, Context.sample) makes of it.
+@pytest.mark.parametrize("stage", [2, 3])
+def test_visual_genome_serialized_lines_equal_the_checked_path(tmp_path, stage):
+    # VG's hot loop writes ordinary regions straight to JSONL bytes (Serialized); every line
+    # must equal what the checked path (_region: number(), pixel_box, box_text,
+    # Context.sample, then orjson) makes of the same region, escaping included.
     import random
 
     import orjson
 
     from groundinggpt.data.sources import visual_genome as vg
-    from groundinggpt.data.sources.base import Context, Rejected
+    from groundinggpt.data.sources.base import Context, Rejected, Serialized
 
     rng = random.Random(3)
     W, H = 640, 480
+    phrases = ["a  red {car}", " [0.1, 0.2, 0.3, 0.4] ", "dog.", "", "Man\tholding  kite", 'the "big" \\ sign',
+               "café – naïve 猫 \U0001f600", "100% cotton %s %d", "line\u2028sep\x07bell", "tail]} only"]
     regions = []
     for rid in range(1, 401):
         x, y = rng.choice([0, 1, rng.randint(0, 639)]), rng.choice([0, rng.randint(0, 479)])
         w, h = rng.choice([1, rng.randint(1, W - x)]), rng.choice([1, rng.randint(1, max(1, H - y))])
-        phrase = rng.choice(["a  red {car}", " [0.1, 0.2, 0.3, 0.4] ", "dog.", "", "Man\tholding  kite"])
-        regions.append({"region_id": rid, "x": x, "y": y, "width": w, "height": h, "phrase": phrase, "image_id": 1})
+        rid = rng.choice([rid, rid, rid, f"s{rid}", rid + (1 << 62)])  # str ids take the checked path
+        regions.append({"region_id": rid, "x": x, "y": y, "width": w, "height": h, "phrase": rng.choice(phrases),
+                        "image_id": 1})
+    iid = "1%s\"é"  # an image id that needs escaping (and a % for the line format)
+    url = "http://x/VG_100K/1 100%\"é.jpg"
     (tmp_path / "vg").mkdir()
-    (tmp_path / "vg" / "image_data.json").write_text(json.dumps([{"image_id": 1, "width": W, "height": H,
-                                                                  "url": "http://x/VG_100K/1.jpg"}]))
-    (tmp_path / "vg" / "region_descriptions.json").write_text(json.dumps([{"id": 1, "regions": regions}]))
+    (tmp_path / "vg" / "image_data.json").write_text(json.dumps([{"image_id": iid, "width": W, "height": H,
+                                                                  "url": url}]))
+    (tmp_path / "vg" / "region_descriptions.json").write_text(json.dumps([{"id": iid, "regions": regions}]))
     out = tmp_path / "vg.jsonl"
-    convert_source("visual-genome", tmp_path / "vg", out, check_media=False, resume=False)
-    ctx = Context(source="visual-genome", root=tmp_path / "vg", media_root=tmp_path / "vg", stage=2, check_media=False)
+    convert_source("visual-genome", tmp_path / "vg", out, check_media=False, resume=False, stage=stage)
+    ctx = Context(source="visual-genome", root=tmp_path / "vg", media_root=tmp_path / "vg", stage=stage,
+                  check_media=False)
+    fast = sum(type(d) is Serialized for d in vg.convert(ctx))
     expected = []
     for r in regions:
         try:
-            samples = vg._region(ctx, r, 1, "VG_100K/1.jpg", float(W), float(H), {"rec", "reg"})
+            samples = vg._region(ctx, r, iid, 'VG_100K/1 100%"é.jpg', float(W), float(H), {"rec", "reg"})
         except Rejected:
             continue
         for d in samples:
@@ -271,3 +280,4 @@ def test_visual_genome_inline_regions_equal_the_checked_path(tmp_path):
     got = out.read_bytes()
     assert got == b"".join(expected)
     assert 300 < got.count(b"\n") < 800  # most regions kept (rec + reg), the empty phrases and tiny boxes not
+    assert 200 < fast < got.count(b"\n")  # the fast path wrote most lines, the checked path the rest

@@ -19,11 +19,13 @@ from collections.abc import Iterator
 from typing import Any
 from zlib import crc32
 
+import orjson
+
 from ..jsonstream import iter_array
 from ._text import as_answer, clean
-from .base import Checked, Context, Rejected, box_text, number
+from .base import Context, Rejected, Serialized, box_text, number
 
-_MISSING = object()
+_MAX_ID = 1 << 63  # region ids orjson writes as JSON ints (larger ones take the checked path)
 
 STAGE = 2
 FILES = "region_descriptions.json + image_data.json; images VG_100K/, VG_100K_2/"
@@ -43,14 +45,46 @@ def _images(ctx: Context) -> dict[int, tuple[float, float, str]]:
     return out
 
 
-def convert(ctx: Context) -> Iterator[dict[str, Any]]:
+def _plain(pool: tuple[str, ...], slot: str) -> bool:
+    """Whether every phrasing of ``pool``, its slot filled, is free of ``[`` and ``{`` (no coordinates)."""
+    return all("[" not in t.format(**{slot: ""}) and "{" not in t.format(**{slot: ""}) for t in pool)
+
+
+def _esc(b: bytes) -> bytes:
+    """A literal ``%`` of a value must survive the ``bytes %`` formatting."""
+    return b.replace(b"%", b"%%")
+
+
+def _line_formats(ctx: Context, iid: Any, image: str) -> tuple[bytes, bytes] | None:
+    """The REC and REG lines of one image as ``bytes %`` formats: the bytes orjson writes for
+    the dict :meth:`Context.sample` builds, with the per-region values left as slots.
+
+    REC: (rid, question JSON, box, rid); REG: (rid, question JSON, answer JSON, rid).
+    None when the image id does not serialise (the checked path decides those regions).
+    """
+    try:
+        stage, source, image_json, iid_json = (_esc(orjson.dumps(v)) for v in (ctx.stage, ctx.source, image, iid))
+    except TypeError:  # orjson.JSONEncodeError: an id orjson cannot write (a huge int, say)
+        return None
+    head = (b',"stage":' + stage + b',"source":' + source
+            + b',"messages":[{"role":"user","content":[{"type":"image","image":' + image_json
+            + b'},{"type":"text","text":%s}]},{"role":"assistant","content":')
+    tail = b'}],"meta":{"image_id":' + iid_json + b',"region_id":%d}}\n'
+    return (b'{"id":"vg-rec-%d","task":"rec"' + head + b'"%s"' + tail,
+            b'{"id":"vg-reg-%d","task":"reg"' + head + b"%s" + tail)
+
+
+def convert(ctx: Context) -> Iterator[dict[str, Any] | Serialized]:
     images = _images(ctx)
     path = ctx.require_file(ctx.opt("regions", "region_descriptions.json"), "Visual Genome region_descriptions.json")
     tasks = set(ctx.opt("tasks", ["rec", "reg"]))
     image_dir = ctx.path("image_dir", ".")
     rec, reg = "rec" in tasks, "reg" in tasks
     (rec_pool, rec_state), (reg_pool, reg_state) = ctx.pool("rec"), ctx.pool("reg")
-    stage, source = ctx.stage, ctx.source
+    # The serialised fast path writes questions without the coordinate check convert.py would
+    # run: only sound while no phrasing brings brackets of its own (true of the shipped pools).
+    lines_ok = _plain(rec_pool, "exp") and _plain(reg_pool, "region")
+    dumps = orjson.dumps
     for where, entry in iter_array(path):
         if not isinstance(entry, dict) or not isinstance(entry.get("regions"), list):
             ctx.reject(f"{path}:{where}", "malformed", "expected {id, regions: [...]}")
@@ -68,37 +102,31 @@ def convert(ctx: Context) -> Iterator[dict[str, Any]]:
         except Rejected as r:
             ctx.reject(f"{path}:{where}", r.reason, r.detail, iid)
             continue
-        fits = width > 0 and height > 0
+        formats = _line_formats(ctx, iid, image) if lines_ok and width > 0 and height > 0 else None
+        rec_fmt, reg_fmt = formats or (b"", b"")
         for j, region in enumerate(entry["regions"]):
             # The hot loop of the largest source (5M regions). A region of whole-pixel numbers
-            # well inside its image (nearly all of VG) is built here inline; any other goes
+            # well inside its image, with an int id and a phrase without brackets (nearly all
+            # of VG), is written here straight to its JSONL lines (Serialized); any other goes
             # through _region, whose checks, rejections and clipping decide it. Both give the
             # same bytes for the regions the fast path takes (tests/test_data_sources.py).
-            if fits and type(region) is dict:
+            if formats is not None and type(region) is dict:
                 x, y, w, h = region.get("x"), region.get("y"), region.get("width"), region.get("height")
-                phrase, rid = region.get("phrase"), region.get("region_id", _MISSING)
+                phrase, rid = region.get("phrase"), region.get("region_id")
                 if (type(x) is int and type(y) is int and type(w) is int and type(h) is int
-                        and type(phrase) is str and rid is not _MISSING
-                        and 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height):
+                        and type(phrase) is str and type(rid) is int and 0 <= rid < _MAX_ID
+                        and 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
+                        and "[" not in phrase and "{" not in phrase):
                     phrase = " ".join(phrase.split())
                     a, b, c, d = f"{x / width:.3f}", f"{y / height:.3f}", f"{(x + w) / width:.3f}", f"{(y + h) / height:.3f}"
                     if phrase and a < c and b < d:
-                        box = Checked(f"[{a}, {b}, {c}, {d}]")
-                        meta = {"image_id": iid, "region_id": rid}
+                        box = f"[{a}, {b}, {c}, {d}]"
                         if rec:
-                            q = rec_pool[crc32(f"rec-{rid}".encode(), rec_state) % len(rec_pool)].format(exp=phrase)
-                            yield {"id": f"vg-rec-{rid}", "task": "rec", "stage": stage, "source": source,
-                                   "messages": [{"role": "user", "content": [{"type": "image", "image": image},
-                                                                             {"type": "text", "text": q}]},
-                                                {"role": "assistant", "content": box}],
-                                   "meta": meta, "_built": True}
+                            q = rec_pool[crc32(b"rec-%d" % rid, rec_state) % len(rec_pool)].format(exp=phrase)
+                            yield Serialized(f"vg-rec-{rid}", "rec", rec_fmt % (rid, dumps(q), box.encode(), rid))
                         if reg:
-                            q = reg_pool[crc32(f"reg-{rid}".encode(), reg_state) % len(reg_pool)].format(region=box)
-                            yield {"id": f"vg-reg-{rid}", "task": "reg", "stage": stage, "source": source,
-                                   "messages": [{"role": "user", "content": [{"type": "image", "image": image},
-                                                                             {"type": "text", "text": q}]},
-                                                {"role": "assistant", "content": as_answer(phrase)}],
-                                   "meta": meta, "_built": True}
+                            q = reg_pool[crc32(b"reg-%d" % rid, reg_state) % len(reg_pool)].format(region=box)
+                            yield Serialized(f"vg-reg-{rid}", "reg", reg_fmt % (rid, dumps(q), dumps(as_answer(phrase)), rid))
                         continue
             try:
                 yield from _region(ctx, region, iid, image, width, height, tasks)
