@@ -281,3 +281,31 @@ def test_visual_genome_serialized_lines_equal_the_checked_path(tmp_path, stage):
     assert got == b"".join(expected)
     assert 300 < got.count(b"\n") < 800  # most regions kept (rec + reg), the empty phrases and tiny boxes not
     assert 200 < fast < got.count(b"\n")  # the fast path wrote most lines, the checked path the rest
+
+
+@pytest.mark.parametrize("name", ["Valley_instruct_73k.json", "valley_instruct_65k.json"])
+def test_valley_instruct_finds_the_released_file_names(tmp_path, name):
+    # The 73K file circulates as Valley_instruct_73k.json (capital V); the publisher's current
+    # release is valley_instruct_65k.json. Either is found without the `file` option.
+    root = files.valley(tmp_path / "vi")
+    (root / "chat.json").rename(root / name)
+    s, rep, _ = run("valley-instruct", root, tmp_path)
+    assert rep.written == 2 and s["valley-instruct-v1"].task == "conversation" and s["valley-instruct-v1"].stage == 3
+    assert s["valley-instruct-v2"].media() == [("video", "videos/jukin/x.mp4")]
+    (root / name).rename(root / "other.json")
+    with pytest.raises(FileNotFoundError, match="none of Valley_instruct_73k.json, valley_instruct_73k.json"):
+        run("valley-instruct", root, tmp_path)
+    assert run("valley-instruct", root, tmp_path, options={"file": "other.json"})[1].written == 2
+
+
+def test_wavcaps_audio_in_the_folders_the_release_zips_unpack_to(tmp_path):
+    # The release's zips unpack to waveforms/<subset>_flac/<id without extension>.flac;
+    # <audio_dir>/<subset>/ wins when it exists (a renamed folder).
+    root = files.wavcaps(tmp_path / "w")
+    for rel in ("audio/AudioSet_SL_flac/Yabc.flac", "audio/SoundBible/123.flac", "audio/SoundBible_flac/123.flac"):
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"fLaC")
+    s, rep, _ = run("wavcaps", root, tmp_path, check_media=True)
+    assert s["wavcaps-AudioSet_SL-Yabc"].media() == [("audio", "audio/AudioSet_SL_flac/Yabc.flac")]
+    assert s["wavcaps-SoundBible-123"].media() == [("audio", "audio/SoundBible/123.flac")]
+    assert rep.written == 2 and rep.rejected == {"malformed": 1}

@@ -4,7 +4,8 @@ Files: ``json_files/<subset>/*.json`` for the four subsets ``AudioSet_SL``,
 ``BBC_Sound_Effects``, ``FreeSound``, ``SoundBible`` — each ``{"data": [{"id", "caption",
 "duration", ...}]}`` (other keys differ per subset and go to ``meta``). Audio:
 ``<audio_dir>/<subset>/<id without extension><audio_ext>`` (the release ships FLAC,
-``audio_ext`` default ``.flac``). Optional ``blacklist``: a JSON file of ids to leave
+``audio_ext`` default ``.flac``); the release's zips unpack to ``.../waveforms/<subset>_flac/``,
+so ``<audio_dir>/<subset>_flac/`` is used when ``<audio_dir>/<subset>/`` does not exist. Optional ``blacklist``: a JSON file of ids to leave
 out (the release's lists of clips overlapping AudioCaps/Clotho test sets), counted as
 skipped. Streamed.
 """
@@ -46,14 +47,17 @@ def convert(ctx: Context) -> Iterator[dict[str, Any]]:
         files = sorted(folder.glob("*.json"))
         if not files:
             raise FileNotFoundError(f"source 'wavcaps': no {folder}/*.json (expected the release's json_files)")
+        audio = audio_dir / subset
+        if not audio.is_dir() and (audio_dir / f"{subset}_flac").is_dir():
+            audio = audio_dir / f"{subset}_flac"  # the folder name inside the release's zip
         for path in files:
             for where, item in iter_array_at(path, "data.item", "$.data"):
                 w = f"{path}:{where}"
                 yield from guarded(ctx, w, item.get("id") if isinstance(item, dict) else None,
-                                   lambda: _one(ctx, subset, item, audio_dir, ext, black))
+                                   lambda: _one(ctx, subset, item, audio, ext, black))
 
 
-def _one(ctx: Context, subset: str, item: dict, audio_dir: Path, ext: str, black: set[str]) -> Iterator[dict]:
+def _one(ctx: Context, subset: str, item: dict, audio: Path, ext: str, black: set[str]) -> Iterator[dict]:
     iid = item.get("id")
     if isinstance(iid, bool) or not isinstance(iid, (str, int)) or str(iid) == "":
         raise Rejected("malformed", f"field 'id' is {iid!r}; expected the clip id")
@@ -65,7 +69,7 @@ def _one(ctx: Context, subset: str, item: dict, audio_dir: Path, ext: str, black
     caption = as_answer(field_of(item, "caption", str, "the caption"))
     if not caption:
         raise Rejected("empty_text", "empty caption")
-    media = ctx.media(audio_dir / subset, stem + ext)
+    media = ctx.media(audio, stem + ext)
     meta = {"subset": subset, "id": iid, **{k: v for k, v in item.items() if k in ("duration", "title", "description")}}
     yield ctx.sample(f"wavcaps-{subset}-{stem}", "audio_caption", [("audio", media)],
                      [(ctx.question("audio_caption", f"{subset}-{stem}"), caption)], meta)
