@@ -106,7 +106,7 @@ def test_rerun_resumes_and_skips_finished_phases(fast_run):
     run_quickstart(out, plan=fast_plan(), progress=False, threads=1, say=messages.append)
     joined = "\n".join(messages)
     assert "resuming the quickstart" in joined
-    for phase in ("world", "init", "features", "stage1", "stage2", "stage3"):
+    for phase in ("world", "init", "features", "stage1", "stage2", "curve", "stage3"):
         assert f"[{phase}] already done" in joined
     assert "[eval] held-out evaluation" in joined
 
@@ -264,3 +264,87 @@ def test_coarse_to_fine_ablation_trains_stage1_on_fine_data_too(fast_run):
     # the ablation's stage 1 takes as many optimizer steps as the main one (same budget)
     state = json.loads((out / STATE_FILE).read_text())
     assert state["phases"]["ablation-stage1"]["info"]["steps"] == state["phases"]["stage1"]["info"]["steps"]
+
+
+# ---- the learning curve of stage 2 (groundinggpt.quickstart.curve)
+
+
+def test_fast_run_scores_a_learning_curve_during_stage2(fast_run):
+    """Stage 1's model, a snapshot kept at step 1 of stage 2's two steps, and stage 2's model, each scored on
+    the held-out questions with the evaluation's scorer: the curve's numbers are its predictions' scores."""
+    from groundinggpt.grounding import box_iou, temporal_iou
+    from groundinggpt.quickstart import TESTS
+
+    out, _, _ = fast_run
+    saved = json.loads((out / "report.json").read_text())
+    points = saved["curve"]["points"]
+    assert [(p["step"], p["samples"], p["label"]) for p in points] == [
+        (0, 0, "stage 1"), (1, 2, "stage 2, step 1"), (2, 4, "stage 2")]  # batch 2 in the fast plan
+    models = out / "models"
+    sources = {0: models / "stage1", 1: models / "stage2-curve" / "step-1", 2: models / "stage2"}
+    for p in points:
+        for name, (_, key, _) in TESTS.items():
+            folder = out / p["folder"] / name
+            summary = json.loads((folder / "summary.json").read_text())
+            assert Path(summary["source"]) == sources[p["step"]]  # scored with that point's model
+            records = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+            assert len(records) == p["n"][name] == 4  # min(curve_questions, the fast world's 4 test questions)
+            iou = temporal_iou if name == "temporal" else box_iou
+            correct = [r["parsed"] is not None and iou(r["parsed"], r["truth"]) >= 0.5 for r in records]
+            assert correct == [r["correct"] for r in records], name
+            assert p["values"][name] == pytest.approx(100 * sum(correct) / len(correct)) == summary["metrics"][key]
+    assert not (out / "models" / "stage2-curve").exists()  # snapshots go once scored
+    assert saved["timings_seconds"]["curve"] >= 0 and (out / "curve.png").stat().st_size > 0
+    text = (out / "report.md").read_text()
+    assert "## Learning curve during stage 2" in text and "![learning curve](curve.png)" in text
+    assert "| 2 | 1 | stage 2, step 1 |" in text and "| target | | | 60 % | 45 % | 60 % |" in text
+
+
+def _curve_state() -> dict:
+    state = _state({"rec": (40.0, 3.0), "temporal": (30.0, 20.0), "sound": (50.0, 1.0)},
+                   {"rec": 6.0, "temporal": 27.0, "sound": 4.7})
+    values = [(0, 0, {"rec": 1.0, "temporal": 10.0, "sound": 2.0}), (150, 4800, {"rec": 12.5, "temporal": 20.0,
+              "sound": 9.0}), (600, 19200, {"rec": 38.0, "temporal": 31.0, "sound": 52.0})]
+    state["phases"]["curve"] = {"status": "done", "seconds": 30.0, "info": {"questions": 100, "points": [
+        {"step": step, "samples": samples, "label": label, "values": v, "n": {k: 100 for k in v}, "folder": "x"}
+        for (step, samples, v), label in zip(values, ("stage 1", "stage 2, step 150", "stage 2"))]}}
+    return state
+
+
+def test_report_lists_the_curve_beside_the_targets_and_draws_it(tmp_path):
+    from groundinggpt.quickstart import write_report
+
+    report = write_report(tmp_path, _curve_state())
+    assert [p["values"]["rec"] for p in report["curve"]["points"]] == [1.0, 12.5, 38.0]
+    assert report["curve"]["targets"] == {"rec": 60.0, "temporal": 45.0, "sound": 60.0}
+    assert (tmp_path / "curve.png").stat().st_size > 0 and report["curve"]["plot"] == "curve.png"
+    text = (tmp_path / "report.md").read_text()
+    assert "| 4800 | 150 | stage 2, step 150 | 12.5 % | 20.0 % | 9.0 % |" in text
+    assert "| 19200 | 600 | stage 2 | 38.0 % | 31.0 % | 52.0 % |" in text
+    assert "| target | | | 60 % | 45 % | 60 % |" in text and "first 100 questions" in text
+    assert "rec 1.0 → 12.5 → 38.0" in report["summary_text"] and "0, 4800, 19200 samples" in report["summary_text"]
+    assert json.loads((tmp_path / "report.json").read_text())["curve"]["points"][1]["samples"] == 4800
+    # the curve's phase counts in the run's total; a run without one (older state) reports none
+    assert report["total_seconds"] == 33.0
+    assert "curve" not in build_report(tmp_path, _state({n: (1.0, 1.0) for n in ("rec", "temporal", "sound")},
+                                                          {n: 1.0 for n in ("rec", "temporal", "sound")}))
+
+
+def test_curve_points_come_from_snapshots_in_order_of_samples(tmp_path):
+    from groundinggpt.quickstart.curve import CURVE_FOLDER, curve_points, samples_seen, snapshot_steps
+
+    assert snapshot_steps(670, (0.25, 0.5, 0.75)) == [168, 335, 503]
+    assert snapshot_steps(2, (0.25, 0.5, 0.75)) == [1] and snapshot_steps(1, (0.5,)) == []
+    assert samples_seen(20, 32, 1000) == 640 and samples_seen(32, 32, 1000) == 1000  # a short last batch
+    assert samples_seen(33, 32, 1000) == 1032 and samples_seen(5, 8, None) == 40
+    folder = tmp_path / CURVE_FOLDER
+    for step in (335, 168):
+        (folder / f"step-{step}").mkdir(parents=True)
+        (folder / f"step-{step}" / "curve_point.json").write_text(json.dumps({"step": step, "samples": step * 32}))
+    (folder / "step-503").mkdir()  # a snapshot cut short before its point file: not a point
+    stage2 = {"steps": 670, "batch_size": 32, "samples": 21000}
+    points = curve_points(tmp_path, stage2)
+    assert [(p["step"], p["samples"]) for p in points] == [(0, 0), (168, 5376), (335, 10720), (670, 21000)]
+    assert points[0]["model"] == tmp_path / "stage1" and points[-1]["model"] == tmp_path / "stage2"
+    (folder / "final.json").write_text(json.dumps({"step": 670, "samples": 21234}))  # what the callback counted
+    assert curve_points(tmp_path, stage2)[-1]["samples"] == 21234

@@ -11,11 +11,12 @@ and never redone, so an interrupted run continues from the last finished one):
 4. ``stage1``..``stage3``  the paper's three stages with ``groundinggpt train``'s runner:
                  stage 1 adapters only on coarse captions; stage 2 LLM + adapters on the
                  fine-grained tasks, replaying α of stage 1; stage 3 multi-turn instructions,
-                 replaying α of stage 2;
+                 replaying α of stage 2; between stages 2 and 3, ``curve`` scores stage 2's
+                 model at a few points (kept as snapshots) on held-out questions: the learning curve;
 5. ``eval``      held-out REC, temporal grounding and sound localisation, asked with the
                  media and again *without* them (the same model, blind);
-6. ``report``    ``report.md`` + ``report.json`` (metrics beside the baselines and targets,
-                 timings per phase, data sizes, machine load) and PNG examples.
+6. ``report``    ``report.md`` + ``report.json`` (metrics beside the baselines and targets, the
+                 learning curve, timings per phase, data sizes, machine load) and PNG examples.
 
 About 15 minutes on 2 CPU cores with fast bfloat16 (AVX512-BF16 or AMX), about 50 on 2
 AVX2-only cores (float32); ``--fast`` about 15 seconds (see docs/quickstart.md).

@@ -9,7 +9,8 @@
   predicted boxes / spans in :data:`PRED_COLOUR` and the ground truth in
   :data:`TRUTH_COLOUR`, so a reader sees at a glance whether a model is off by a frame
   (a coordinate-frame bug), always answers the same box (a collapsed model) or is wrong.
-- Metric bars (matplotlib, the quickstart's ``metrics.png``): :func:`bar_chart`.
+- Metric bars (matplotlib, the quickstart's ``metrics.png``): :func:`bar_chart`; curves
+  against a count with a target per curve (the quickstart's ``curve.png``): :func:`line_chart`.
 
 matplotlib is imported only when a matplotlib picture is drawn, always with the file-only
 ``Agg`` backend.
@@ -35,7 +36,7 @@ from PIL import Image, ImageDraw, ImageFont
 from .grounding import Box
 
 __all__ = ["PALETTE", "PRED_COLOUR", "TRUTH_COLOUR", "draw_boxes", "draw_grounding", "draw_timeline", "colour",
-           "draw_examples", "bar_chart"]
+           "draw_examples", "bar_chart", "line_chart"]
 
 PRED_COLOUR = "#e8590c"  # orange: what the model said
 TRUTH_COLOUR = "#2b8a3e"  # green: the annotation (and a target)
@@ -328,6 +329,38 @@ def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float 
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
     ax.legend(fontsize=7, loc="upper right", ncol=2)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return Path(path)
+
+
+def line_chart(xs: Sequence[float], series: Sequence[tuple[str, Sequence[float | None], str]],
+               targets: Sequence[float | None], path: str | os.PathLike, *, title: str, xlabel: str,
+               ylabel: str) -> Path:
+    """One line per series over ``xs``, each with its target as a dashed line of the same colour.
+
+    Args:
+        xs: the x positions shared by every series (e.g. samples seen).
+        series: ``(legend label, one value per x (None: not measured, left out), colour)``.
+        targets: one target per series (None: no line).
+        path: the PNG to write.
+        title / xlabel / ylabel: the chart's texts (the y axis runs 0-100).
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 3.6), dpi=110)
+    for (label, values, colour_), target in zip(series, targets):
+        points = [(x, v) for x, v in zip(xs, values) if v is not None]
+        ax.plot([x for x, _ in points], [v for _, v in points], marker="o", markersize=4, color=colour_, label=label)
+        if target is not None:
+            ax.axhline(target, color=colour_, linestyle="--", linewidth=1.0, alpha=0.8,
+                       label=f"{label.splitlines()[0]}: target {target:g}")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left", ncol=2)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)

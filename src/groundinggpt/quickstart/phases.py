@@ -2,7 +2,8 @@
 
 In order (each step is a *phase*; a finished phase is recorded in ``DIR/quickstart.json``
 and never redone, so an interrupted run continues from the last finished one): ``world``,
-``init``, ``features``, ``stage1`` .. ``stage3``, ``eval``, ``report`` — see
+``init``, ``features``, ``stage1``, ``stage2``, ``curve`` (:mod:`.curve`), ``stage3``, ``eval``,
+``report`` — see
 :mod:`groundinggpt.cli_quickstart` for what each does. Every phase goes through the
 package's public entry points: :func:`groundinggpt.data.synthetic.generate_world`,
 :func:`groundinggpt.miniature.build_miniature`, :class:`groundinggpt.GroundingGPT`,
@@ -197,9 +198,9 @@ class Quickstart:
 
     # ---- 4. training stages
     def _stage(self, plan: Plan, stage: int, model: Path, output: Path, files: dict[str, tuple[str, ...]],
-               replay: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+               replay: dict[str, tuple[str, ...]], callbacks: tuple[Any, ...] = ()) -> dict[str, Any]:
         """One training stage of ``plan`` on the world ``files`` of that stage, replaying ``replay`` of the
-        stage before (α of the recipe)."""
+        stage before (α of the recipe); ``callbacks`` go to the Trainer (the learning curve's snapshots)."""
         from ..train.recipe import build_config
         from ..train.run import train
 
@@ -218,7 +219,7 @@ class Quickstart:
         if not self.progress:
             sets.append("disable_tqdm=true")
         config = build_config(plan.recipes[key], overrides=overrides, sets=sets, training_overrides=training)
-        result = train(config)
+        result = train(config, callbacks=callbacks)
         for ckpt in output.glob("checkpoint-*"):  # only needed to resume this stage
             shutil.rmtree(ckpt, ignore_errors=True)
         return {"samples": result.data["samples"], "by_task": result.data["by_task"],
@@ -231,24 +232,63 @@ class Quickstart:
                 "alpha": result.config["alpha"], "recipe": result.recipe}
 
     def _chain(self, plan: Plan, files: dict[str, tuple[str, ...]], replay: dict[str, tuple[str, ...]],
-               phase_prefix: str, model_prefix: str, titles: dict[int, str]) -> Path:
-        """Stages 1-3 from ``models/stage0``, each a phase; returns the last model's folder."""
+               phase_prefix: str, model_prefix: str, titles: dict[int, str], curve: bool = False) -> Path:
+        """Stages 1-3 from ``models/stage0``, each a phase; with ``curve``, stage 2 keeps snapshots and the
+        ``curve`` phase scores them before stage 3. Returns the last model's folder."""
+        from .curve import CURVE_FOLDER, CurveSnapshots
+
         prev = self.models / "stage0"
         for stage in (1, 2, 3):
             output = self.models / f"{model_prefix}stage{stage}"
+            callbacks = (CurveSnapshots(self.models / CURVE_FOLDER, plan.curve_fractions),) \
+                if curve and stage == 2 else ()
             self.phase(f"{phase_prefix}stage{stage}",
-                       lambda s=stage, m=prev, o=output: self._stage(plan, s, m, o, files, replay), titles[stage])
+                       lambda s=stage, m=prev, o=output, c=callbacks: self._stage(plan, s, m, o, files, replay, c),
+                       titles[stage])
+            if curve and stage == 2:
+                self.phase("curve", self._curve, "learning curve: held-out accuracy at points of stage 2")
             prev = output
         return prev
 
     # ---- 5. evaluation
-    def _evaluate(self, model_dir: Path, names: tuple[str, ...], tag: str = "") -> dict[str, Any]:
-        from ..api import GenerationSettings, GroundingGPT
-        from ..eval.runner import evaluate
+    def _score(self, gg: Any, source: Path, file: str, folder: Path, *, limit: int | None,
+               num_examples: int) -> Any:
+        """``groundinggpt eval synthetic``'s runner on one world test file (greedy, batched): the
+        evaluation and the learning curve score alike."""
+        from ..api import GenerationSettings
         from ..eval.benchmarks.synthetic import SyntheticInputs, SyntheticTask
+        from ..eval.runner import evaluate
+
+        task = SyntheticTask(SyntheticInputs(data=str(self.world / file), root=str(self.world)))
+        return evaluate(task, folder, model=gg, source=str(source), settings=GenerationSettings(max_new_tokens=48),
+                        batch_size=self.plan.eval_batch_size, limit=limit, num_examples=num_examples,
+                        progress=self.progress)
+
+    def _curve(self) -> dict[str, Any]:
+        """Score the learning curve's models (:func:`.curve.curve_points`) on the first
+        ``curve_questions`` of each test set, then delete stage 2's snapshots."""
+        from ..api import GroundingGPT
+        from .curve import CURVE_FOLDER, curve_points
+
+        points = []
+        for point in curve_points(self.models, self.state.info("stage2")):
+            gg = GroundingGPT.from_pretrained(point["model"])
+            values, counts = {}, {}
+            for name, (file, key, _) in TESTS.items():
+                folder = self.evals / "curve" / f"step-{point['step']}" / name
+                summary = self._score(gg, point["model"], file, folder, limit=self.plan.curve_questions,
+                                      num_examples=0)
+                values[name], counts[name] = round(float(summary.metrics[key]), 2), summary.n
+            points.append({"step": point["step"], "samples": point["samples"], "label": point["label"],
+                           "values": values, "n": counts,
+                           "folder": str((self.evals / "curve" / f"step-{point['step']}").relative_to(self.out))})
+        shutil.rmtree(self.models / CURVE_FOLDER, ignore_errors=True)  # the scores are kept; 16 MB a model
+        return {"questions": max((n for p in points for n in p["n"].values()), default=0), "points": points}
+
+    def _evaluate(self, model_dir: Path, names: tuple[str, ...], tag: str = "") -> dict[str, Any]:
+        from ..api import GroundingGPT
 
         gg = GroundingGPT.from_pretrained(model_dir)
-        settings = GenerationSettings(max_new_tokens=48)
         out: dict[str, Any] = {}
         runs = []
         for name in names:
@@ -258,11 +298,9 @@ class Quickstart:
             if name == "sound":
                 runs.append((name, "without_audio", "test_sound_no_audio.jsonl"))
         for name, variant, file in runs:
-            task = SyntheticTask(SyntheticInputs(data=str(self.world / file), root=str(self.world)))
             folder = self.evals / f"{name}{tag}-{variant}"
-            summary = evaluate(task, folder, model=gg, source=str(model_dir), settings=settings,
-                               batch_size=self.plan.eval_batch_size, limit=self.plan.eval_limit,
-                               num_examples=12 if variant == "with_media" else 0, progress=self.progress)
+            summary = self._score(gg, model_dir, file, folder, limit=self.plan.eval_limit,
+                                  num_examples=12 if variant == "with_media" else 0)
             out.setdefault(name, {})[variant] = {"metrics": summary.metrics, "n": summary.n,
                                                  "misses": summary.misses, "folder": str(folder.relative_to(self.out))}
             if variant == "with_media" and (folder / "examples.png").is_file():
@@ -282,7 +320,7 @@ class Quickstart:
         final = self._chain(self.plan, STAGE_FILES, STAGE_FILES, "", "", {
             1: "stage 1: adapters on coarse captions (LLM and encoders frozen)",
             2: "stage 2: LLM + adapters on fine-grained grounding, replaying stage 1",
-            3: "stage 3: multi-turn instructions, replaying stage 2"})
+            3: "stage 3: multi-turn instructions, replaying stage 2"}, curve=True)
         self.phase("eval", lambda: self._evaluate(final, tuple(TESTS)),
                    "held-out evaluation: with the media, and the same model without them")
         if ablation == "coarse-to-fine":

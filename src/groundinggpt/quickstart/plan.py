@@ -75,6 +75,9 @@ class Plan:
         parts_sha: fingerprint of the parts' files.
         eval_batch_size: conversations per generate call in the evaluation.
         eval_limit: evaluate only the first N test samples (``None``: all).
+        curve_fractions: where in stage 2 (fractions of its optimizer steps) a model is kept for the
+            learning curve (:mod:`groundinggpt.quickstart.curve`), besides its start and end.
+        curve_questions: the learning curve scores the first N questions of each test set.
     """
 
     seed: int = 0
@@ -87,6 +90,8 @@ class Plan:
     parts_sha: str = ""
     eval_batch_size: int = 50
     eval_limit: int | None = None
+    curve_fractions: tuple[float, ...] = (0.25, 0.5, 0.75)
+    curve_questions: int = 60
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -4,7 +4,8 @@
 recorded) into the report's figures; :func:`assess` decides, per task, whether the target is
 met — the value at least the target *and* at least twice the best constant answer and twice
 the same model without its media (a target reached by a blind model would say nothing);
-:func:`write_report` writes ``report.md`` / ``report.json`` and the metrics picture.
+:func:`write_report` writes ``report.md`` / ``report.json``, the metrics picture and the learning
+curve's (:mod:`.curve`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .curve import curve_markdown, plot_curve
 from .plan import GOALS, TARGETS, TESTS
 
 __all__ = ["assess", "build_report", "plot_metrics", "write_report"]
@@ -129,7 +131,7 @@ def build_report(out: Path, state: dict[str, Any], *, ablation: str | None = Non
         m.update(assess(m["value"], m["target"], m["constant_baseline"], m["without_media"]))
         metrics[name] = m
     timings = {p: v.get("seconds") for p, v in phases.items() if v.get("status") == "done"}
-    main_phases = ("world", "init", "features", "stage1", "stage2", "stage3", "eval")
+    main_phases = ("world", "init", "features", "stage1", "stage2", "curve", "stage3", "eval")
     total = round(sum(timings.get(p) or 0 for p in main_phases), 1)
     stages = {p: phases[p]["info"] for p in ("stage1", "stage2", "stage3") if p in phases and "info" in phases[p]}
     report: dict[str, Any] = {
@@ -154,6 +156,9 @@ def build_report(out: Path, state: dict[str, Any], *, ablation: str | None = Non
         "plan": state.get("plan"),
         "examples": sorted(p.name for p in out.glob("examples_*.png")),
     }
+    curve = phases.get("curve", {})
+    if curve.get("status") == "done":
+        report["curve"] = {**curve["info"], "targets": {n: TARGETS[n] for n in TESTS}, "plot": "curve.png"}
     if ablation == "coarse-to-fine" or "ablation-eval" in phases:
         fine = phases.get("ablation-eval", {}).get("info", {}).get("rec", {})
         coarse, both = metrics["rec"]["value"], _metric(fine.get("with_media"), TESTS["rec"][1])
@@ -174,6 +179,8 @@ def write_report(out: Path, state: dict[str, Any], *, ablation: str | None = Non
     """``report.json`` + ``report.md`` + ``metrics.png`` from the state of a finished run; returns the report."""
     report = build_report(out, state, ablation=ablation, run_seconds=run_seconds)
     report["metrics_plot"] = plot_metrics(report, out / "metrics.png").name
+    if "curve" in report:
+        plot_curve(report["curve"], TARGETS, out / report["curve"]["plot"])
     (out / "report.md").write_text("\n".join(report_markdown(report)) + "\n", encoding="utf-8")
     report["summary_text"] = summary_text(report, _commands(out, _display_path))  # the console: from here
     (out / "report.json").write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
@@ -212,6 +219,8 @@ def report_markdown(r: dict[str, Any]) -> list[str]:
         lines += ["", "Why, as measured: the miniature LLM learns to pick the named object (or moment) among "
                   f"several far more slowly than a CPU run allows — see {MISSED_TARGETS_DOC} and "
                   "`scripts/diagnose_selection.py`.", ""]
+    if "curve" in r:
+        lines += curve_markdown(r["curve"], TARGETS)
     if "ablation" in r:
         a = r["ablation"]
         lines += ["## Ablation: coarse-to-fine (paper Table 7)", "",
@@ -255,6 +264,12 @@ def summary_text(r: dict[str, Any], how_to: list[str]) -> str:
     for name, m in r["metrics"].items():
         rows.append(f"  {m['metric']:<28} {_fmt(m['value']):>8}   (no media {_fmt(m['without_media'])}, "
                     f"best constant {_fmt(m['constant_baseline'])}, target {m['target']:.0f} %)")
+    if "curve" in r:
+        points = r["curve"]["points"]
+        rows.append(f"  learning curve in stage 2 (first {r['curve']['questions']} questions, at "
+                    f"{', '.join(str(p['samples']) for p in points)} samples): " + "; ".join(
+                        f"{name} " + " → ".join(_fmt(p['values'].get(name), '') for p in points)
+                        for name in r["metrics"]) + " %")
     missed = [m["metric"] for m in r["metrics"].values() if not m["met"]]
     if missed:
         rows.append(f"  targets missed ({', '.join(missed)}): why, as measured, is in {MISSED_TARGETS_DOC}")

@@ -25,6 +25,7 @@ import re
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -401,7 +402,7 @@ def check_media_root(config: TrainConfig) -> Path:
     return Path(folders[0])
 
 
-def train(config: TrainConfig) -> TrainResult:
+def train(config: TrainConfig, callbacks: Sequence[Any] = ()) -> TrainResult:
     """Run one training stage; return what it did (its ``output`` folder holds the final model).
 
     The returned :class:`~groundinggpt.train.result.TrainResult` is also written as
@@ -411,6 +412,8 @@ def train(config: TrainConfig) -> TrainResult:
     Args:
         config: see :class:`~groundinggpt.train.recipe.TrainConfig` (built by
             :func:`~groundinggpt.train.recipe.build_config` from a recipe and the command line).
+        callbacks: extra ``transformers.TrainerCallback`` objects (the quickstart's learning-curve
+            snapshots); they run after the built-in ones.
 
     Raises:
         DataError: a malformed data line (before any training), or a bad sample with ``strict``.
@@ -502,7 +505,8 @@ def train(config: TrainConfig) -> TrainResult:
         grouped = {"group_by": config.group_by} if config.group_by != "none" else {}
         trainer = (GroupedTrainer if grouped else Trainer)(
             model=model, args=args, train_dataset=dataset, data_collator=collator, processing_class=processor,
-            callbacks=[LossCurveCallback(output, f"stage {config.stage} loss"), throughput, LogAtSaveCallback()],
+            callbacks=[LossCurveCallback(output, f"stage {config.stage} loss"), throughput, LogAtSaveCallback(),
+                       *callbacks],
             **grouped,
         )
     except BaseException:
