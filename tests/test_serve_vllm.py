@@ -152,6 +152,15 @@ def test_engine_vllm_without_vllm_says_what_to_do():
         load_vllm_engine("tiny")
 
 
+def test_vllm_arg_options_are_key_equals_json_or_text():
+    from groundinggpt.serve.vllm_engine import parse_engine_args
+
+    assert parse_engine_args(["kv_cache_memory_bytes=1048576", "tokenizer_mode=slow"]) == {
+        "kv_cache_memory_bytes": 1048576, "tokenizer_mode": "slow"}
+    with pytest.raises(SystemExit, match="--vllm-arg 'enforce_eager': expected KEY=VALUE"):
+        parse_engine_args(["enforce_eager"])
+
+
 # ---- end to end through vLLM ----------------------------------------------------------------
 def _vllm_or_skip():
     try:

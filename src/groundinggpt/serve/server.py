@@ -354,8 +354,10 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "vllm":
         from .vllm_engine import load_vllm_engine
 
+        from .vllm_engine import parse_engine_args
+
         engine = load_vllm_engine(args.model, dtype=args.dtype, tensor_parallel_size=args.tensor_parallel_size,
-                                  max_num_seqs=args.max_batch)
+                                  max_num_seqs=args.max_batch, **parse_engine_args(args.vllm_arg))
     else:
         engine = load_engine(args.model, **device_kwargs(args))
     name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
@@ -396,6 +398,9 @@ def register(sub: Any) -> None:
                         "behind the same protocol (default: %(default)s)")
     p.add_argument("--tensor-parallel-size", type=int, default=1,
                    help="GPUs the model is split over (--engine vllm; default: %(default)s)")
+    p.add_argument("--vllm-arg", action="append", default=[], metavar="KEY=VALUE",
+                   help="one more of vLLM's EngineArgs (--engine vllm; VALUE read as JSON, else as text), e.g. "
+                        "enforce_eager=true or max_model_len=4096; repeatable")
     p.add_argument("--media-workers", type=int, default=d.media_workers,
                    help="threads decoding media at once (continuous scheduler; default: %(default)s)")
     p.add_argument("--read-timeout", type=float, default=d.read_timeout_s,

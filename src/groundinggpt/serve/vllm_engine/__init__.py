@@ -16,6 +16,7 @@ works without vLLM installed.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 #: The ``architectures`` entry of a project model folder's config.json.
@@ -29,6 +30,25 @@ def register() -> None:
 
     if ARCHITECTURE not in ModelRegistry.get_supported_archs():
         ModelRegistry.register_model(ARCHITECTURE, "groundinggpt.serve.vllm_engine.model:GroundingGPTForVLLM")
+
+
+def parse_engine_args(pairs: list[str]) -> dict[str, Any]:
+    """``--vllm-arg KEY=VALUE`` options → keyword arguments for vLLM's ``EngineArgs`` (VALUE as
+    JSON when it parses, else as text).
+
+    >>> parse_engine_args(["enforce_eager=true", "max_model_len=4096", 'compilation_config={"mode": 0}', "x=a b"])
+    {'enforce_eager': True, 'max_model_len': 4096, 'compilation_config': {'mode': 0}, 'x': 'a b'}
+    """
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"--vllm-arg {pair!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
 
 
 def load_vllm_engine(model: str, **kwargs: Any) -> Any:
