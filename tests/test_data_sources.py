@@ -267,7 +267,7 @@ def test_visual_genome_serialized_lines_equal_the_checked_path(tmp_path, stage):
     convert_source("visual-genome", tmp_path / "vg", out, check_media=False, resume=False, stage=stage)
     ctx = Context(source="visual-genome", root=tmp_path / "vg", media_root=tmp_path / "vg", stage=stage,
                   check_media=False)
-    fast = sum(type(d) is Serialized for d in vg.convert(ctx))
+    fast = sum(len(d.lines) for d in vg.convert(ctx) if type(d) is Serialized)
     expected = []
     for r in regions:
         try:
@@ -309,3 +309,28 @@ def test_wavcaps_audio_in_the_folders_the_release_zips_unpack_to(tmp_path):
     assert s["wavcaps-AudioSet_SL-Yabc"].media() == [("audio", "audio/AudioSet_SL_flac/Yabc.flac")]
     assert s["wavcaps-SoundBible-123"].media() == [("audio", "audio/SoundBible/123.flac")]
     assert rep.written == 2 and rep.rejected == {"malformed": 1}
+
+
+def test_visual_genome_batches_resume_and_refuse_duplicate_ids(tmp_path):
+    # VG's lines come per image (Serialized): a resumed run must still skip the lines already
+    # written one by one, and a region id seen again (in another image or the same one) is a
+    # duplicate_id rejection, never a second line.
+    root = tmp_path / "vg"
+    root.mkdir()
+    (root / "image_data.json").write_text(json.dumps([{"image_id": i, "width": 100, "height": 100,
+                                                       "url": f"http://x/VG_100K/{i}.jpg"} for i in (1, 2)]))
+    region = {"image_id": 1, "phrase": "a cat", "x": 10, "y": 10, "width": 20, "height": 30}
+    (root / "region_descriptions.json").write_text(json.dumps([
+        {"id": 1, "regions": [dict(region, region_id=1), dict(region, region_id=2), dict(region, region_id=1)]},
+        {"id": 2, "regions": [dict(region, region_id=3), dict(region, region_id=2)]}]))
+    full, report, rejected = run("visual-genome", root, tmp_path / "full", options={"tasks": ["rec"]})
+    assert sorted(full) == ["vg-rec-1", "vg-rec-2", "vg-rec-3"] and report.tasks == {"rec": 3}
+    assert [r["reason"] for r in rejected] == ["duplicate_id", "duplicate_id"]
+    assert report.rejected == {"duplicate_id": 2}
+    out = tmp_path / "part" / "vg.jsonl"
+    out.parent.mkdir()
+    first = (tmp_path / "full" / "visual-genome.jsonl").read_text().splitlines()[0]
+    partial_path(out).write_text(first + "\n" + '{"id": "vg-rec-2", "ta')  # killed mid-line
+    report = convert_source("visual-genome", root, out, check_media=False, options={"tasks": ["rec"]})
+    assert report.resumed == 1 and report.written == 3 and report.tasks == {"rec": 3}
+    assert out.read_text() == (tmp_path / "full" / "visual-genome.jsonl").read_text()

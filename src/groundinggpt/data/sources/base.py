@@ -61,17 +61,18 @@ class Checked(str):
 
 
 class Serialized(NamedTuple):
-    """A sample its converter has already checked and written as one JSONL line.
+    """Samples their converter has already checked and written as JSONL lines (ids, tasks, lines in order).
 
-    The hot loop of the largest source (VG, 5M regions) builds the line from pre-serialised
-    pieces instead of a dict that convert.py would re-check and serialise: the line must be
-    byte-for-byte what ``orjson.dumps`` of the :meth:`Context.sample` dict gives (tested),
-    and hold no text a check could reject (convert.py checks only the id: resume, duplicates).
+    The hot loop of the largest source (VG, 5M regions) builds each line from pre-serialised
+    pieces, and hands over one image's lines at once, instead of dicts that convert.py would
+    re-check and serialise one by one: every line must be byte-for-byte what ``orjson.dumps``
+    of the :meth:`Context.sample` dict gives (tested), and hold no text a check could reject
+    (convert.py checks only the ids: resume, duplicates).
     """
 
-    id: str
-    task: str
-    line: bytes  # ends with b"\n"
+    ids: list[str]
+    tasks: list[str]
+    lines: list[bytes]  # each ends with b"\n"
 
 
 def fmt_box(x1: float, y1: float, x2: float, y2: float) -> str:

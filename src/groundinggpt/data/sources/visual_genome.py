@@ -104,12 +104,16 @@ def convert(ctx: Context) -> Iterator[dict[str, Any] | Serialized]:
             continue
         formats = _line_formats(ctx, iid, image) if lines_ok and width > 0 and height > 0 else None
         rec_fmt, reg_fmt = formats or (b"", b"")
+        ids: list[str] = []
+        kinds: list[str] = []
+        lines: list[bytes] = []
         for j, region in enumerate(entry["regions"]):
             # The hot loop of the largest source (5M regions). A region of whole-pixel numbers
             # well inside its image, with an int id and a phrase without brackets (nearly all
-            # of VG), is written here straight to its JSONL lines (Serialized); any other goes
-            # through _region, whose checks, rejections and clipping decide it. Both give the
-            # same bytes for the regions the fast path takes (tests/test_data_sources.py).
+            # of VG), is written here straight to its JSONL lines, handed over per image
+            # (Serialized); any other goes through _region, whose checks, rejections and
+            # clipping decide it. Both give the same bytes for the regions the fast path
+            # takes (tests/test_data_sources.py).
             if formats is not None and type(region) is dict:
                 x, y, w, h = region.get("x"), region.get("y"), region.get("width"), region.get("height")
                 phrase, rid = region.get("phrase"), region.get("region_id")
@@ -123,11 +127,18 @@ def convert(ctx: Context) -> Iterator[dict[str, Any] | Serialized]:
                         box = f"[{a}, {b}, {c}, {d}]"
                         if rec:
                             q = rec_pool[crc32(b"rec-%d" % rid, rec_state) % len(rec_pool)].format(exp=phrase)
-                            yield Serialized(f"vg-rec-{rid}", "rec", rec_fmt % (rid, dumps(q), box.encode(), rid))
+                            ids.append(f"vg-rec-{rid}")
+                            kinds.append("rec")
+                            lines.append(rec_fmt % (rid, dumps(q), box.encode(), rid))
                         if reg:
                             q = reg_pool[crc32(b"reg-%d" % rid, reg_state) % len(reg_pool)].format(region=box)
-                            yield Serialized(f"vg-reg-{rid}", "reg", reg_fmt % (rid, dumps(q), dumps(as_answer(phrase)), rid))
+                            ids.append(f"vg-reg-{rid}")
+                            kinds.append("reg")
+                            lines.append(reg_fmt % (rid, dumps(q), dumps(as_answer(phrase)), rid))
                         continue
+            if ids:  # the lines so far first: the file keeps the regions' order
+                yield Serialized(ids, kinds, lines)
+                ids, kinds, lines = [], [], []
             try:
                 yield from _region(ctx, region, iid, image, width, height, tasks)
             except Rejected as r:
@@ -136,6 +147,8 @@ def convert(ctx: Context) -> Iterator[dict[str, Any] | Serialized]:
             except (KeyError, TypeError, AttributeError) as e:
                 ctx.reject(f"{path}:{where}.regions[{j}]", "malformed", f"{type(e).__name__}: {e}",
                            region.get("region_id") if isinstance(region, dict) else None)
+        if ids:
+            yield Serialized(ids, kinds, lines)
 
 
 def _region(ctx: Context, r: dict, iid: int, image: str, width: float, height: float, tasks: set[str]) -> list[dict]:
