@@ -34,7 +34,7 @@ def probe_image(path: Path, max_image_pixels: int | None = None) -> str | None:
 def probe_video(path: Path, max_image_pixels: int | None = None) -> str | None:
     """A video's container, the loader's stream checks, and one decoded frame."""
     from .containers import open_input
-    from .video import video_stream
+    from .video_stream import video_stream
 
     with open_input(str(path)) as container:
         try:
