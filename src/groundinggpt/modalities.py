@@ -31,6 +31,11 @@ One :class:`Modality` says, for one kind of medium:
 - ``probe``: ``"module:function"`` that opens one file cheaply before training and returns
   why it is unusable, or ``None`` (:func:`groundinggpt.media.probe.probe_medium`).
 
+Adding a kind of medium is one entry here plus its loader and its builder (see "Adding a
+modality" in ``docs/architecture.md``); :func:`register_modality` adds one at run time (a
+plugin, or a test's toy modality), and the derived names (``MEDIA_KINDS``,
+``MEDIA_INPUT_NAMES`` ...) follow, also in modules that imported them before.
+
 This module imports nothing of the package but ``errors``: the model may read it without
 depending on media decoding (see the import rules in ``docs/architecture.md``).
 
@@ -46,14 +51,14 @@ Example:
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
 
 __all__ = ["Modality", "MODALITIES", "MODALITY", "MEDIA_KINDS", "RAW_KEYS", "FEATURE_KEYS", "MEDIA_INPUT_NAMES",
-           "PART_TYPES_IN_WORDS", "modality_of_key", "get_modality"]
+           "PART_TYPES_IN_WORDS", "modality_of_key", "get_modality", "register_modality", "unregister_modality"]
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,9 @@ def _named_function(path: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), function)
 
 
-MODALITIES: tuple[Modality, ...] = (
+#: The table. A list, changed only in place (:func:`register_modality`), so that every module
+#: that imported it sees the same entries.
+MODALITIES: list[Modality] = [
     Modality(name="image", token="<image>", raw_key="pixel_values", feature_key="image_features",
              encoder="vision_tower", encode="encode_images", branch="image_adapter", config_key=None,
              loader="groundinggpt.media.loaders:load_image_medium", probe="groundinggpt.media.probe:probe_image",
@@ -128,23 +135,110 @@ MODALITIES: tuple[Modality, ...] = (
              loader="groundinggpt.media.loaders:load_audio_medium", probe="groundinggpt.media.probe:probe_audio",
              build="groundinggpt.models.branches:build_audio_modules",
              settings=("num_clips", "clip_seconds", "num_mel_bins", "target_frames", "audio_mean", "audio_std")),
-)
+]
+
+class _TableView(Sequence):
+    """A tuple computed from the table at each use (``MEDIA_KINDS``, ``MEDIA_INPUT_NAMES``).
+
+    Modules import these names once; a view lets a modality registered later
+    (:func:`register_modality`) show up in them. It compares, hashes and prints as the tuple."""
+
+    def __init__(self, compute: Callable[[], tuple[str, ...]]) -> None:
+        self._compute = compute
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._compute()[index]
+
+    def __len__(self) -> int:
+        return len(self._compute())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._compute())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._compute()
+
+    def __eq__(self, other: object) -> bool:
+        return self._compute() == (tuple(other) if isinstance(other, (_TableView, list)) else other)
+
+    def __hash__(self) -> int:
+        return hash(self._compute())
+
+    def __add__(self, other: Any) -> tuple[str, ...]:
+        return self._compute() + tuple(other)
+
+    def __radd__(self, other: Any) -> tuple[str, ...]:
+        return tuple(other) + self._compute()
+
+    def __repr__(self) -> str:
+        return repr(self._compute())
+
+
+class _PartTypesInWords:
+    """``'text', 'image', 'video' or 'audio'``, computed from the table when formatted."""
+
+    def __str__(self) -> str:
+        kinds = ("text", *MODALITY)
+        return ", ".join(repr(k) for k in kinds[:-1]) + f" or {kinds[-1]!r}"
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __eq__(self, other: object) -> bool:
+        return str(self) == other
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
 
 #: The table by name.
 MODALITY: dict[str, Modality] = {m.name: m for m in MODALITIES}
 #: Content-part types that carry a medium, in table order.
-MEDIA_KINDS: tuple[str, ...] = tuple(MODALITY)
+MEDIA_KINDS: Sequence[str] = _TableView(lambda: tuple(MODALITY))
 #: Batch key of raw media / of cached encoder features, per kind.
 RAW_KEYS: dict[str, str] = {m.name: m.raw_key for m in MODALITIES}
 FEATURE_KEYS: dict[str, str] = {m.name: m.feature_key for m in MODALITIES}
 #: Every model input that carries media (dropped after prefill during generation).
-MEDIA_INPUT_NAMES: tuple[str, ...] = (*RAW_KEYS.values(), *FEATURE_KEYS.values())
+MEDIA_INPUT_NAMES: Sequence[str] = _TableView(lambda: (*RAW_KEYS.values(), *FEATURE_KEYS.values()))
 
 _BY_KEY = {**{m.raw_key: m for m in MODALITIES}, **{m.feature_key: m for m in MODALITIES}}
 
 
 #: "'text', 'image', 'video' or 'audio'": the content-part types, for error messages.
-PART_TYPES_IN_WORDS = ", ".join(repr(k) for k in ("text", *MEDIA_KINDS)[:-1]) + f" or {MEDIA_KINDS[-1]!r}"
+PART_TYPES_IN_WORDS = _PartTypesInWords()
+
+
+def register_modality(modality: Modality) -> None:
+    """Add ``modality`` to the table at run time (a plugin, or a test of a toy modality).
+
+    Adding a kind of medium to the project is one entry in :data:`MODALITIES`; this does the
+    same for a process without editing the file. Every name derived from the table follows.
+    Raises :class:`InputError` when the name or a batch key is taken."""
+    taken = {*MODALITY, *_BY_KEY}
+    clash = sorted({modality.name, modality.raw_key, modality.feature_key} & taken)
+    if clash:
+        raise InputError(f"modality {modality.name!r}: {clash} already in the table")
+    MODALITIES.append(modality)
+    _index(modality)
+
+
+def unregister_modality(name: str) -> None:
+    """Remove the entry ``name`` added by :func:`register_modality`."""
+    modality = get_modality(name)
+    MODALITIES.remove(modality)
+    for table in (MODALITY, RAW_KEYS, FEATURE_KEYS):
+        table.pop(name, None)
+    _BY_KEY.pop(modality.raw_key, None)
+    _BY_KEY.pop(modality.feature_key, None)
+
+
+def _index(modality: Modality) -> None:
+    MODALITY[modality.name] = modality
+    RAW_KEYS[modality.name] = modality.raw_key
+    FEATURE_KEYS[modality.name] = modality.feature_key
+    _BY_KEY[modality.raw_key] = _BY_KEY[modality.feature_key] = modality
 
 
 def modality_of_key(key: str) -> Modality:

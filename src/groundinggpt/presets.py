@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, CLIPVisionConfig, CLIPVisionModel, LlamaConfig
 
+from .modalities import MODALITIES
 from .models import GroundingGPTConfig, GroundingGPTForCausalLM
 from .models.audio_encoder import load_imagebind_audio_weights
 from .models.configuration_groundinggpt import GroundingGPTAudioConfig, GroundingGPTVideoConfig
@@ -36,7 +37,8 @@ from .processor import GroundingGPTProcessor, ProcessorConfig
 log = logging.getLogger(__name__)
 
 PRESETS = ("tiny", "groundinggpt-7b", "groundinggpt-13b")
-MEDIA_TOKENS = ("<image>", "<video>", "<audio>")
+#: The placeholder tokens, from the modality table (in its order: their ids follow it).
+MEDIA_TOKENS = tuple(m.token for m in MODALITIES)
 
 # Vicuna-v1.5 shapes (LLaMA-2 architecture).
 _VICUNA = {
@@ -57,8 +59,8 @@ def tiny_tokenizer():
 def tiny_config(**overrides: Any) -> GroundingGPTConfig:
     """Config of the tiny preset, with placeholder ids taken from the tiny tokenizer."""
     tok = tiny_tokenizer()
-    ids = tok.convert_tokens_to_ids(list(MEDIA_TOKENS))
-    cfg = dict(image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2])
+    vocab = tok.get_vocab()  # a placeholder the tokenizer lacks (a modality added since) gets no id here
+    cfg = {m.token_id_field: vocab[m.token] for m in MODALITIES if m.token in vocab}
     cfg.update(overrides)
     return GroundingGPTConfig(**cfg)
 
@@ -107,7 +109,7 @@ def paper_config(size: str = "7b", text_config: LlamaConfig | None = None,
             encoder={}, num_clips=3, clip_seconds=2.0, max_clips=8, num_query_tokens=8, qformer_hidden_size=768,
             qformer_num_layers=2, qformer_num_heads=12, qformer_intermediate_size=3072, adapter="linear",
         ),
-        image_token_id=base, video_token_id=base + 1, audio_token_id=base + 2,
+        **{m.token_id_field: base + i for i, m in enumerate(MODALITIES)},
         chat_template="vicuna_v1",
     )
     values.update(overrides)
@@ -220,8 +222,7 @@ def build_from_pretrained_parts(
         vision_tower = CLIPVisionModel.from_pretrained(vision, local_files_only=True, dtype=dtype)
     ids = tokenizer.convert_tokens_to_ids(list(MEDIA_TOKENS))
     config = paper_config(size, text_config=language_model.config, vision_config=vision_tower.config,
-                          image_token_id=ids[0], video_token_id=ids[1], audio_token_id=ids[2],
-                          **config_overrides)
+                          **{m.token_id_field: i for m, i in zip(MODALITIES, ids)}, **config_overrides)
     model = GroundingGPTForCausalLM(config, language_model=language_model)
     model.vision_tower.load_state_dict(vision_tower.state_dict())
     if audio is not None:

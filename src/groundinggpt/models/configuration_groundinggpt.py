@@ -23,6 +23,7 @@ from typing import Any
 
 from transformers import AutoConfig, Blip2QFormerConfig, CLIPVisionConfig, LlamaConfig, PretrainedConfig
 
+from ..modalities import MEDIA_KINDS
 from .video_front import FRAME_ENCODERS, eva_blip2_settings
 
 
@@ -357,9 +358,9 @@ class GroundingGPTConfig(PretrainedConfig):
         self.chat_template = chat_template
         if media_boundary_tokens is not None:
             bad = {k: v for k, v in media_boundary_tokens.items()
-                   if k not in ("image", "video", "audio") or not isinstance(v, (list, tuple)) or len(v) != 2}
+                   if k not in MEDIA_KINDS or not isinstance(v, (list, tuple)) or len(v) != 2}
             if bad:
-                raise ValueError(f"media_boundary_tokens must map image/video/audio to [start, end] token strings; "
+                raise ValueError(f"media_boundary_tokens must map media kinds {tuple(MEDIA_KINDS)} to [start, end] token strings; "
                                  f"got {bad}")
             media_boundary_tokens = {k: list(v) for k, v in media_boundary_tokens.items()}
         self.media_boundary_tokens = media_boundary_tokens

@@ -91,6 +91,8 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
         for modality in MODALITIES:
             for attribute, module in modality.build_function()(config).items():
                 setattr(self, attribute, module)
+        if tuple(MEDIA_INPUT_NAMES) != getattr(type(self).forward, "_media_parameters", ()):
+            _list_media_parameters(type(self).forward)  # a modality registered after import
         if language_model is None:
             # The class's constructor, not AutoModelForCausalLM.from_config: under DeepSpeed
             # ZeRO-3 from_config would build the LLM partitioned (deepspeed.zero.Init) inside
@@ -174,12 +176,12 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
 
     def __setattr__(self, name: str, value: Any) -> None:
         super().__setattr__(name, value)
-        if name in _BRANCH_ATTRIBUTES:
+        if name in _branch_attributes():
             self._sync_branches()
 
     def __delattr__(self, name: str) -> None:
         super().__delattr__(name)
-        if name in _BRANCH_ATTRIBUTES:
+        if name in _branch_attributes():
             self._sync_branches()
 
     def _sync_branches(self) -> None:
@@ -411,15 +413,19 @@ def _list_media_parameters(forward: Any) -> Any:
     added as keyword-only parameters, defaulting to ``None``, before ``**kwargs``.
     """
     sig = inspect.signature(forward)
-    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    params = [p for p in sig.parameters.values()
+              if p.kind is not inspect.Parameter.VAR_KEYWORD and p.name not in getattr(forward, "_media_parameters", ())]
     var_kw = [p for p in sig.parameters.values() if p.kind is inspect.Parameter.VAR_KEYWORD]
     media = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation="torch.Tensor | None")
              for name in MEDIA_INPUT_NAMES]
     forward.__signature__ = sig.replace(parameters=[*params, *media, *var_kw])
+    forward._media_parameters = tuple(MEDIA_INPUT_NAMES)
     return forward
 
 
 _list_media_parameters(GroundingGPTForCausalLM.forward)
 
-#: Attributes whose assignment updates ``model.branches``.
-_BRANCH_ATTRIBUTES = frozenset(m.branch for m in MODALITIES)
+
+def _branch_attributes() -> set[str]:
+    """Attributes whose assignment updates ``model.branches`` (read from the table each time)."""
+    return {m.branch for m in MODALITIES}

@@ -1,180 +1,28 @@
-"""The processor: chat messages with media → model inputs, and model text → grounded results.
-
-It is the only place where
-
-- media placeholders are created: each image/video/audio part becomes exactly as
-  many placeholder tokens as its branch emits, so the model splices by mask;
-  text a user types (``"<image>"``, ``"</s>"`` ...) is tokenised as plain text and
-  never becomes a special token;
-- the chat template is applied and ``labels`` are built (only the assistant's
-  answers and their terminators are trained);
-- coordinates change frame: boxes in messages are relative to the *original*
-  image and are rewritten relative to the padded square the model sees; boxes in
-  model output go back the other way in :meth:`GroundingGPTProcessor.post_process`.
-
-Messages follow the Hugging Face multimodal chat format::
-
-    [{"role": "user", "content": [
-        {"type": "image", "image": "cat.jpg"},          # path, bytes, PIL image or data: URL
-        {"type": "text", "text": "Output the coordinate of the cat."}]},
-     {"role": "assistant", "content": "The cat[0.100, 0.200, 0.500, 0.900]."}]
-
-Example:
-    >>> from groundinggpt.presets import tiny_processor
-    >>> proc = tiny_processor()
-    >>> batch = proc([{"role": "user", "content": "Hi <image>!"}])
-    >>> int((batch["input_ids"] == proc.image_token_id).sum())   # typed text is not a placeholder
-    0
-"""
+"""The conversation encoder: :class:`GroundingGPTProcessor` (see :mod:`groundinggpt.processor`)."""
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoTokenizer, BatchFeature, PreTrainedTokenizerBase, ProcessorMixin
 
-from .chat_template import ChatTemplate, get_template
-from .errors import InputError, MediaError
-from .grounding import Box, GroundedEntity, original_to_square, parse_grounding, replace_boxes, square_to_original
-from .media.audio import AUDIO_MEAN, AUDIO_STD
-from .media.image import CLIP_MEAN, CLIP_STD
-from .modalities import MEDIA_INPUT_NAMES, MEDIA_KINDS, MODALITIES, PART_TYPES_IN_WORDS, get_modality
+from ..chat_template import ChatTemplate, get_template
+from ..errors import InputError, MediaError
+from ..grounding import original_to_square, parse_grounding, replace_boxes, square_to_original
+from ..modalities import MEDIA_KINDS, MODALITIES, PART_TYPES_IN_WORDS, get_modality
+from .collate import IGNORE_INDEX, collate_rows
+from .config import PROCESSOR_CONFIG_NAME, ProcessorConfig
+from .outputs import GroundedOutput, MediaInfo
 
-PROCESSOR_CONFIG_NAME = "groundinggpt_processor.json"
-
-IGNORE_INDEX = -100
+__all__ = ["GroundingGPTProcessor"]
 
 # How typed text is encoded: split_special_tokens so that a user typing "<image>" or "</s>"
 # gets plain text tokens, never a placeholder or an end of turn.
 _TEXT_ENCODING = dict(add_special_tokens=False, split_special_tokens=True)
-
-
-@dataclass
-class ProcessorConfig:
-    """Media settings and placeholder lengths; derived from the model config by :meth:`from_model_config`."""
-
-    image_size: int = 64
-    image_mean: tuple[float, float, float] = CLIP_MEAN
-    image_std: tuple[float, float, float] = CLIP_STD
-    image_seq_length: int = 16
-    num_frames: int = 8
-    video_seq_length: int = 8
-    # Video frames: side in pixels (None: image_size), "uniform" / "index" sampling and
-    # "pad" / "squash" resizing (see GroundingGPTVideoConfig; the released model: 224, index, squash).
-    video_size: int | None = None
-    video_sampling: str = "uniform"
-    video_resize: str = "pad"
-    num_clips: int = 3
-    clip_seconds: float = 2.0
-    num_mel_bins: int = 128
-    target_frames: int = 204
-    audio_mean: float = AUDIO_MEAN
-    audio_std: float = AUDIO_STD
-    audio_seq_length: int = 4
-    image_token: str = "<image>"
-    video_token: str = "<video>"
-    audio_token: str = "<audio>"
-    chat_template: str = "vicuna_v1"
-    # {kind: [start, end]} special tokens around each placeholder run (the released model's
-    # <im_start> … <im_end>); None writes none.
-    boundary_tokens: dict[str, list[str]] | None = None
-    # Replaces the template's default system prompt (None keeps it). The tiny preset can use a
-    # short one: the Vicuna prompt is ~40 tokens, often more than the rest of a sample.
-    system_prompt: str | None = None
-    # How many media of each kind one conversation may hold (the paper trains with one).
-    max_media: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEDIA_KINDS, 1))
-    max_image_pixels: int = 64_000_000  # refuse decompression bombs before decoding them; also per video frame
-    # Decoding limits, counted on what is decoded (see groundinggpt.media.limits.DecodeLimits).
-    max_media_seconds: float = 3600.0
-    max_audio_samples: int = 3600 * 96_000 * 2
-    max_video_pixels: int = 8_000_000_000
-
-    @classmethod
-    def from_model_config(cls, config: Any, **overrides: Any) -> ProcessorConfig:
-        values: dict[str, Any] = dict(
-            image_size=config.vision_config.image_size,
-            image_seq_length=config.image_seq_length,
-            chat_template=config.chat_template,
-            boundary_tokens=getattr(config, "media_boundary_tokens", None),
-            **{m.token_field: getattr(config, m.token_field) for m in MODALITIES},
-        )
-        if config.video_config is not None:
-            v = config.video_config
-            values.update(num_frames=v.num_frames, video_seq_length=config.video_seq_length,
-                          video_size=config.video_frame_size, video_sampling=v.frame_sampling,
-                          video_resize=v.frame_resize)
-        else:
-            values.update(video_seq_length=0)
-        if config.audio_config is not None:
-            a = config.audio_config
-            values.update(num_clips=a.num_clips, clip_seconds=a.clip_seconds, num_mel_bins=a.num_mel_bins,
-                          target_frames=a.target_frames, audio_seq_length=config.audio_seq_length)
-        else:
-            values.update(audio_seq_length=0)
-        values.update(overrides)
-        return cls(**values)
-
-
-@dataclass
-class MediaInfo:
-    """What the processor learnt about one medium; needed to convert the model's answer back."""
-
-    kind: str
-    original_size: tuple[int, int] | None = None  # (width, height) of an image / video frame
-    duration: float | None = None  # seconds, for video and audio
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
-class GroundedOutput:
-    """A model answer with its grounding in the user's frame.
-
-    ``entities`` carry boxes relative to the *original* image, ``boxes_pixels``
-    the same boxes in pixels, ``spans_seconds`` the spans in seconds.
-    """
-
-    text: str
-    entities: list[GroundedEntity]
-    image_size: tuple[int, int] | None = None
-    duration: float | None = None
-    # Filled by GroundingGPT.generate: token usage and why decoding stopped ("stop" | "length").
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    finish_reason: str | None = None
-
-    @property
-    def boxes(self) -> list[Box]:
-        return [e.box for e in self.entities if e.box is not None]
-
-    @property
-    def boxes_pixels(self) -> list[tuple[float, float, float, float]]:
-        if self.image_size is None:
-            return []
-        return [b.to_pixels(*self.image_size) for b in self.boxes]
-
-    @property
-    def spans_seconds(self) -> list[tuple[float, float]]:
-        if self.duration is None:
-            return []
-        return [(e.span.start * self.duration, e.span.end * self.duration) for e in self.entities if e.span]
-
-    def to_dict(self) -> dict[str, Any]:
-        entities = []
-        for e in self.entities:
-            d = e.to_dict()
-            if e.box is not None and self.image_size is not None:
-                d["box_pixels"] = [round(v, 2) for v in e.box.to_pixels(*self.image_size)]
-            if e.span is not None and self.duration is not None:
-                d["span_seconds"] = [round(e.span.start * self.duration, 3), round(e.span.end * self.duration, 3)]
-            entities.append(d)
-        return {"text": self.text, "entities": entities, "image_size": self.image_size, "duration": self.duration}
 
 
 def _encodable(text: str) -> bool:
@@ -198,43 +46,6 @@ def _part_source(part: dict[str, Any], kind: str, where: str) -> Any:
         f"{'PIL image, ' if kind == 'image' else ''}or data: URL"
     )
 
-
-def collate_rows(rows: list[dict[str, Any]], pad_token_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:
-    """Encoded conversations → one padded batch: the one collator of the project.
-
-    Each row holds 1-D ``input_ids`` (a list or tensor), optionally ``labels`` and
-    ``attention_mask`` of the same length, and media tensors under the modality table's
-    keys with a leading count (``pixel_values`` [k, 3, S, S] ...). Text is padded to the
-    longest row on ``padding_side`` (``"left"`` for generation, ``"right"`` for training):
-    ``input_ids`` with ``pad_token_id``, ``labels`` with -100, ``attention_mask`` with 0. Media
-    are concatenated row by row, in order — the order in which the model fills the
-    placeholders. Used by :meth:`GroundingGPTProcessor.__call__` and the training
-    :class:`~groundinggpt.data.dataset.DataCollator`.
-
-    Example:
-        >>> b = collate_rows([{"input_ids": [5, 6, 7]}, {"input_ids": [8]}], pad_token_id=0, padding_side="left")
-        >>> b["input_ids"].tolist(), b["attention_mask"].tolist()
-        ([[5, 6, 7], [0, 0, 8]], [[1, 1, 1], [0, 0, 1]])
-    """
-    if padding_side not in ("left", "right"):
-        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    longest = max(len(r["input_ids"]) for r in rows)
-    input_ids = torch.full((len(rows), longest), pad_token_id, dtype=torch.long)
-    attention = torch.zeros((len(rows), longest), dtype=torch.long)
-    labels = torch.full((len(rows), longest), IGNORE_INDEX, dtype=torch.long)
-    for row, r in enumerate(rows):
-        n = len(r["input_ids"])
-        sl = slice(longest - n, longest) if padding_side == "left" else slice(0, n)
-        input_ids[row, sl] = torch.as_tensor(r["input_ids"], dtype=torch.long)
-        attention[row, sl] = torch.as_tensor(r["attention_mask"], dtype=torch.long) if "attention_mask" in r else 1
-        if "labels" in r:
-            labels[row, sl] = torch.as_tensor(r["labels"], dtype=torch.long)
-    batch: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
-    for key in MEDIA_INPUT_NAMES:
-        present = [r[key] for r in rows if key in r]
-        if present:
-            batch[key] = torch.cat(present, dim=0)
-    return batch
 
 
 class GroundingGPTProcessor(ProcessorMixin):
@@ -288,13 +99,13 @@ class GroundingGPTProcessor(ProcessorMixin):
         return f"{type(self).__name__}(tokenizer={type(self.tokenizer).__name__}, config={self.config})"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self.config)
+        return self.config.to_dict()
 
     def save_pretrained(self, directory: str | Path, **_: Any) -> None:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.tokenizer.save_pretrained(directory)
-        (directory / PROCESSOR_CONFIG_NAME).write_text(json.dumps(asdict(self.config), indent=2))
+        (directory / PROCESSOR_CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2))
         # What AutoProcessor reads to find this class when the folder holds no model config.
         (directory / "processor_config.json").write_text(json.dumps({"processor_class": type(self).__name__}))
 
