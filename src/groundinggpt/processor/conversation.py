@@ -116,7 +116,7 @@ class GroundingGPTProcessor(ProcessorMixin):
         directory = Path(directory)
         path = directory / PROCESSOR_CONFIG_NAME
         if not path.is_file():
-            from .convert.lego import is_lego_folder, lego_folder_error
+            from ..convert.lego import is_lego_folder, lego_folder_error
 
             if is_lego_folder(directory):
                 raise lego_folder_error(directory, "processor folder")
