@@ -24,7 +24,7 @@ SLOW_FILES = frozenset({
     "test_quickstart.py", "test_quickstart_miniature.py", "test_serve_chat.py", "test_serve_server.py",
     "test_serve_web.py", "test_serve_worker.py", "test_train_distributed.py", "test_train_freeze.py",
     "test_train_run.py", "test_vision_cut.py", "test_video_branch.py", "test_feature_cache.py", "test_dataset.py",
-    "test_synthetic.py", "test_serve_continuous.py",
+    "test_synthetic.py", "test_serve_continuous.py", "test_audio_branch.py",
 })
 
 

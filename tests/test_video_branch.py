@@ -61,13 +61,14 @@ def test_clips_give_different_ordered_tokens_at_initialisation(clips):
     assert old_between < 0.03 and old_order < 1e-3, (old_between, old_order)  # what the fix fixes
 
 
-def _stage1(model, processor, features, captions, steps=12):
+def _stage1(model, processor, features, captions, steps=12, kind="video"):
+    """``steps`` of stage 1 on the captions, the ``kind`` branch alone trained (lr 1e-3); the losses."""
     from groundinggpt.processor import MediaInfo
 
-    rows = [processor([{"role": "user", "content": [{"type": "video", "video": "v.mp4"},
-                                                      {"type": "text", "text": "Describe the video."}]},
+    rows = [processor([{"role": "user", "content": [{"type": kind, kind: "m"},
+                                                      {"type": "text", "text": f"Describe the {kind}."}]},
                        {"role": "assistant", "content": c}], add_generation_prompt=False, padding_side="right",
-                      return_labels=True, media_loader=lambda k, s: (None, MediaInfo(kind="video", duration=2.0)))
+                      return_labels=True, media_loader=lambda k, s: (None, MediaInfo(kind=kind, duration=2.0)))
             for c in captions]
     width = max(r["input_ids"].shape[1] for r in rows)
     ids = torch.full((len(rows), width), processor.tokenizer.pad_token_id)
@@ -77,12 +78,12 @@ def _stage1(model, processor, features, captions, steps=12):
         n = r["input_ids"].shape[1]
         ids[k, :n], labels[k, :n], mask[k, :n] = r["input_ids"][0], r["labels"][0], 1
     for name, p in model.named_parameters():
-        p.requires_grad = name.startswith("video_branch")
+        p.requires_grad = name.startswith(f"{kind}_branch")
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
     losses = []
     for _ in range(steps):
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels, video_features=features).loss
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels, **{f"{kind}_features": features}).loss
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -242,6 +242,8 @@ def project_config(lego: dict[str, Any], shapes: dict[str, tuple], vision_config
         qformer_hidden_size=audio_q["hidden_size"], qformer_num_layers=audio_q["num_hidden_layers"],
         qformer_num_heads=audio_q["num_attention_heads"], qformer_intermediate_size=audio_q["intermediate_size"],
         cross_attention_frequency=audio_q["cross_attention_frequency"], adapter="linear",
+        # the released forward: no LayerNorm on the clip embeddings (BLIP-2's 0.02 for the rest)
+        input_norm=False, position_init_std=0.02, qformer_initializer_range=0.02,
     )
     select = lego.get("mm_vision_select_feature", "patch")
     if select not in ("patch", None):

@@ -49,8 +49,10 @@ class QFormerBranchConfig(PretrainedConfig):
             (1/sqrt(768) = 0.036); at a width of 64 it leaves the cross-attention's values and
             output ~0.02× the learned queries on the residual stream, and its weights near-uniform.
 
-    The base defaults are the branch as it was (no LayerNorm, 0.02 everywhere): the audio
-    branch keeps them; the video branch changes them (:class:`GroundingGPTVideoConfig`).
+    The base defaults are the branch as it was (no LayerNorm, 0.02 everywhere); the video and
+    audio branches of a new model change them (:class:`GroundingGPTVideoConfig`,
+    :class:`GroundingGPTAudioConfig`), while the released checkpoint and folders saved before
+    ``input_norm`` existed keep them (:meth:`GroundingGPTConfig.from_dict`).
     """
 
     def __init__(
@@ -124,7 +126,7 @@ class GroundingGPTVideoConfig(QFormerBranchConfig):
     every clip nearly the same tokens (per-clip deviation 0.0066 of the common part) and
     *exactly* the same for a clip played backwards, since the tower's tokens (norm ~9) dwarfed
     a position embedding at std 0.02 and the learned queries dwarfed the cross-attention;
-    with them 0.36 and 0.12 (``scripts/video_branch_spread.py``, docs/quickstart.md).
+    with them 0.36 and 0.12 (``scripts/branch_spread.py``, docs/quickstart.md).
     """
 
     model_type = "groundinggpt_video"
@@ -175,7 +177,20 @@ class GroundingGPTAudioConfig(QFormerBranchConfig):
         num_mel_bins / target_frames: the fbank each clip becomes (128 × 204 for ImageBind).
         max_clips: size of the learned clip-position table (the authors use 8).
         num_query_tokens: learned queries = audio tokens given to the LLM (k_A).
-        **kwargs: the Q-Former fields of :class:`QFormerBranchConfig`.
+        input_norm: a LayerNorm on the clip embeddings before the clip position is added.
+            ``None``: ``True``. Saved resolved; a ``config.json`` written before this key existed
+            loads as ``False`` with positions and Q-Former at 0.02 (:meth:`GroundingGPTConfig.from_dict`),
+            and the released checkpoint's conversion sets those values too (its forward has no LayerNorm).
+        position_init_std: the clip position's std at initialisation; ``None``: 1.0.
+        qformer_initializer_range: ``None``: ``1/sqrt(qformer_hidden_size)``.
+        **kwargs: the other Q-Former fields of :class:`QFormerBranchConfig`.
+
+    Why the defaults differ from the base ones: as for the video branch. With the base ones the
+    miniature's branch gave every sound nearly the same tokens (per-sound deviation 0.065 of the
+    common part over 32 sounds) and the same for an audio's clips in reverse order (0.0000): in a
+    width-64 Q-Former initialised at 0.02 the learned queries dominate, and the clip position is
+    far below the clip embeddings. With these 0.83 and 0.40 (0.53 and 0.34 after 12 stage-1
+    steps; ``scripts/branch_spread.py --modality audio``, docs/quickstart.md).
     """
 
     model_type = "groundinggpt_audio"
@@ -189,6 +204,9 @@ class GroundingGPTAudioConfig(QFormerBranchConfig):
         target_frames: int = 204,
         max_clips: int = 8,
         num_query_tokens: int = 4,
+        input_norm: bool | None = None,
+        position_init_std: float | None = None,
+        qformer_initializer_range: float | None = None,
         **kwargs: Any,
     ) -> None:
         self.encoder = dict(encoder or {})
@@ -199,7 +217,9 @@ class GroundingGPTAudioConfig(QFormerBranchConfig):
         self.max_clips = max_clips
         if num_clips > max_clips:
             raise ValueError(f"audio_config.num_clips={num_clips} exceeds max_clips={max_clips}")
-        super().__init__(num_query_tokens=num_query_tokens, **kwargs)
+        super().__init__(num_query_tokens=num_query_tokens, input_norm=True if input_norm is None else input_norm,
+                         position_init_std=1.0 if position_init_std is None else position_init_std,
+                         qformer_initializer_range=qformer_initializer_range, **kwargs)
 
     @property
     def num_positions(self) -> int:
@@ -404,11 +424,16 @@ class GroundingGPTConfig(PretrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any):
-        """A ``config.json`` from before ``video_config.input_norm`` existed keeps the video branch
-        it was saved with (no frame LayerNorm): its weights give the same outputs."""
-        video = config_dict.get("video_config")
-        if isinstance(video, dict) and "input_norm" not in video:
-            config_dict = {**config_dict, "video_config": {**video, "input_norm": False}}
+        """A ``config.json`` from before ``input_norm`` existed keeps the branches it was saved with
+        (no LayerNorm on the video's frame tokens nor on the audio's clip embeddings): its weights
+        give the same outputs. The audio branch also keeps its initialisation (0.02), which a weight
+        missing from such a folder would be drawn with."""
+        legacy = {"video_config": {"input_norm": False},
+                  "audio_config": {"input_norm": False, "position_init_std": 0.02, "qformer_initializer_range": 0.02}}
+        for key, values in legacy.items():
+            branch = config_dict.get(key)
+            if isinstance(branch, dict) and "input_norm" not in branch:
+                config_dict = {**config_dict, key: {**branch, **values}}
         return super().from_dict(config_dict, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
