@@ -326,9 +326,15 @@ def bar_chart(groups: Sequence[str], series: Sequence[tuple[str, Sequence[float 
                   label="target" if first else None)
         first = False
     ax.set_xticks(range(len(groups)), [names.get(g, g) for g in groups], fontsize=8)
+    return _save_percent_chart(plt, fig, ax, path, title=title, ylabel=ylabel, legend="upper right")
+
+
+def _save_percent_chart(plt: Any, fig: Any, ax: Any, path: str | os.PathLike, *, title: str, ylabel: str,
+                        legend: str) -> Path:
+    """The metric charts' common end: a 0-100 y axis, legend, title, the PNG written and the figure closed."""
     ax.set_ylabel(ylabel)
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, loc="upper right", ncol=2)
+    ax.legend(fontsize=7, loc=legend, ncol=2)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
@@ -357,12 +363,5 @@ def line_chart(xs: Sequence[float], series: Sequence[tuple[str, Sequence[float |
             ax.axhline(target, color=colour_, linestyle="--", linewidth=1.0, alpha=0.8,
                        label=f"{label.splitlines()[0]}: target {target:g}")
     ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", ncol=2)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return Path(path)
+    return _save_percent_chart(plt, fig, ax, path, title=title, ylabel=ylabel, legend="upper left")
