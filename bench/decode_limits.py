@@ -23,6 +23,7 @@ is printed next to them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -98,8 +99,11 @@ class _PeakRSS:
         return (self.peak - self.before) / 1024
 
 
-def _case(kind: str, how: str, path: str) -> None:
-    """Runs in a child process; prints ``[peak MiB over the start, seconds, result]`` as JSON."""
+def _case(kind: str, how: str, path: str, limits_json: str) -> None:
+    """Runs in a child process; prints ``[peak MiB over the start, seconds, result]`` as JSON.
+
+    The server's limits come from the parent as JSON: the child imports only the media code
+    (importing the server's module would load its web stack, ~6 CPU s per child)."""
     from groundinggpt.errors import MediaLimitError
     from groundinggpt.media.audio import load_audio
     from groundinggpt.media.limits import DecodeLimits
@@ -111,17 +115,18 @@ def _case(kind: str, how: str, path: str) -> None:
 
     from groundinggpt.media import resample  # noqa: F401
 
+    server_limits = DecodeLimits(**json.loads(limits_json))
     start = time.perf_counter()
     peak = _PeakRSS().__enter__()
     try:
         if kind == "video":
-            limits = DecodeLimits(None, None, None, None) if how == "baseline" else _server_limits()
+            limits = DecodeLimits(None, None, None, None) if how == "baseline" else server_limits
             clip = load_video(path, 8, limits=limits)
             result = f"{len(clip.frames)} frames of {clip.original_size[0]}x{clip.original_size[1]}"
         elif how == "baseline":
             result = f"{_whole_file_audio(path).numel() / 16000:.0f} s decoded"
         else:
-            result = f"{load_audio(path, limits=_server_limits()).duration:.0f} s decoded"
+            result = f"{load_audio(path, limits=server_limits).duration:.0f} s decoded"
     except MediaLimitError as e:
         result = "refused: " + str(e).split(": ", 1)[1][:70]
     peak.__exit__()
@@ -171,12 +176,13 @@ def main() -> None:
     p.add_argument("--webm-minutes", type=float, default=15.0)
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--side", type=int, default=8000)
-    p.add_argument("--child", nargs=3, metavar=("KIND", "HOW", "PATH"), help=argparse.SUPPRESS)
+    p.add_argument("--child", nargs=4, metavar=("KIND", "HOW", "PATH", "LIMITS"), help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         _case(*args.child)
         return
     limits = _server_limits()
+    limits_json = json.dumps(dataclasses.asdict(limits))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         cases = [("flac", os.path.join(tmp, "8ch.flac")), ("webm", os.path.join(tmp, "rec.webm")),
@@ -186,7 +192,7 @@ def main() -> None:
         _video(cases[2][1], args.frames, args.side)
         for kind, path in cases:
             for how in ("baseline", "now"):  # a fresh interpreter per case: its own peak
-                child = subprocess.run([sys.executable, __file__, "--child", kind, how, path],
+                child = subprocess.run([sys.executable, __file__, "--child", kind, how, path, limits_json],
                                        capture_output=True, text=True, check=True)
                 rows.append((kind, how, os.path.getsize(path), *json.loads(child.stdout.splitlines()[-1])))
     names = {"flac": f"FLAC 8 ch 655,350 Hz, {args.flac_seconds:g} s",

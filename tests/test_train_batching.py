@@ -21,6 +21,7 @@ def _config(data, output, **overrides):
                         training_overrides={"max_steps": 2})
 
 
+@pytest.mark.slow  # a training run through the Trainer (~13 CPU s)
 def test_a_grouped_packed_run_trains_through_the_trainer(tmp_path, monkeypatch):
     data = write_toy_dataset(tmp_path / "data", n_images=5, n_videos=2, n_audios=2, stage=2)
     seen: dict[str, list] = {"samplers": [], "batches": []}
