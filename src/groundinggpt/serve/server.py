@@ -190,7 +190,7 @@ async def _events(req_id: str, model: str, first: Any, pieces: asyncio.Queue, fu
 
 
 def create_app(engine: Any, limits: Limits | None = None, model_name: str = "groundinggpt",
-               docs: bool = False) -> Any:
+               docs: bool = False, close_engine: bool = False) -> Any:
     """The FastAPI app serving ``engine``.
 
     Args:
@@ -200,6 +200,9 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
         docs: serve FastAPI's ``/docs``, ``/redoc`` and ``/openapi.json``. Off by default:
             the Swagger page loads its script from a CDN, and the server makes no
             outside requests of its own accord.
+        close_engine: at shutdown also call ``engine.close()`` when it has one (the vLLM
+            engine's core process; uvicorn re-raises SIGTERM after the app's shutdown, so
+            nothing after ``uvicorn.run`` would run).
 
     Returns:
         A FastAPI application; its inference thread stops when the app shuts down.
@@ -219,6 +222,9 @@ def create_app(engine: Any, limits: Limits | None = None, model_name: str = "gro
     async def lifespan(app):
         yield
         worker.close()
+        close = getattr(engine, "close", None) if close_engine else None
+        if callable(close):
+            close()
 
     pages = {} if docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title="GroundingGPT", version="1", lifespan=lifespan, **pages)
@@ -362,8 +368,8 @@ def run(args: argparse.Namespace) -> int:
         engine = load_engine(args.model, **device_kwargs(args))
     name = args.model_name or (Path(args.model).name if args.model != "tiny" else "groundinggpt-tiny")
     log.info("serving %s on http://%s:%d/v1 with %s", name, args.host, args.port, asdict(limits))
-    uvicorn.run(create_app(engine, limits, model_name=name, docs=args.docs), host=args.host, port=args.port,
-                log_level="info")
+    uvicorn.run(create_app(engine, limits, model_name=name, docs=args.docs, close_engine=True), host=args.host,
+                port=args.port, log_level="info")
     return 0
 
 

@@ -167,9 +167,14 @@ class VLLMEngine:
         return self.generate([messages], **settings)[0]
 
     def close(self) -> None:
+        """Stop the worker and vLLM's engine core (a child process unless
+        ``VLLM_ENABLE_V1_MULTIPROCESSING=0``: left running, it would outlive the server)."""
         if self._worker is not None:
             self._worker.close()
             self._worker = None
+        shutdown = getattr(getattr(self.llm, "engine_core", None), "shutdown", None)
+        if callable(shutdown):
+            shutdown()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
