@@ -158,3 +158,56 @@ def _deterministic():
     torch.manual_seed(0)
     yield
     torch.set_num_threads(_TORCH_THREADS)
+
+
+
+# --- per-test CPU time (how the lanes are measured on a shared machine) ---------------------
+def pytest_addoption(parser):
+    parser.addoption("--cpu-times", metavar="FILE", default=None,
+                     help="append one JSON line per test (and one for collection) to FILE: wall seconds, "
+                          "CPU seconds of this process (all threads) and of the children it waited for")
+
+
+_CPU_TIMES: dict = {}  # "file": the option's value; node id -> (wall, cpu, children's cpu) at its start
+
+
+def _cpu_now() -> tuple[float, float, float]:
+    import resource
+    import time
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.perf_counter(), own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
+
+
+def _cpu_start(key: str) -> None:
+    if _CPU_TIMES.get("file"):
+        _CPU_TIMES[key] = _cpu_now()
+
+
+def _cpu_end(key: str) -> None:
+    import json
+
+    if _CPU_TIMES.get("file") and key in _CPU_TIMES:
+        (w0, c0, k0), (w, c, k) = _CPU_TIMES.pop(key), _cpu_now()
+        with open(_CPU_TIMES["file"], "a") as f:
+            f.write(json.dumps({"id": key, "wall": w - w0, "cpu": c - c0, "child": k - k0}) + "\n")
+
+
+def pytest_configure(config):
+    _CPU_TIMES["file"] = config.getoption("cpu_times")
+
+
+def pytest_sessionstart(session):
+    _cpu_start("<collection>")
+
+
+def pytest_collection_finish(session):
+    _cpu_end("<collection>")
+
+
+def pytest_runtest_logstart(nodeid, location):
+    _cpu_start(nodeid)
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _cpu_end(nodeid)
