@@ -189,9 +189,12 @@ def test_bad_requests_get_4xx_with_openai_error_bodies(client, server, media_roo
     assert e["param"] == "stop" and "at most 64 characters" in e["message"]
     # features the model cannot provide are refused, not ignored
     for field, value in [("response_format", {"type": "json_object"}), ("logit_bias", {"5": 10}),
-                         ("presence_penalty", 0.5), ("frequency_penalty", 1.0), ("top_logprobs", 2)]:
+                         ("top_logprobs", 2)]:
         assert bad(client, 400, "unsupported_parameter", extra_body={field: value})["param"] == field
     assert ask(client, "hi", extra_body={"response_format": {"type": "text"}, "presence_penalty": 0})
+    # OpenAI's penalties are honoured (tests/test_row_sampling.py), within OpenAI's range
+    assert bad(client, 400, "invalid_value", presence_penalty=2.5)["param"] == "presence_penalty"
+    assert bad(client, 400, "invalid_value", frequency_penalty=-3)["param"] == "frequency_penalty"
     e = bad(client, 400, "invalid_content", [])
     assert e["param"] == "messages[0].content"
     # a prompt beyond the tiny model's 1024-token context (it would only burn memory)

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import StoppingCriteriaList
+from transformers import LogitsProcessorList, StoppingCriteriaList
 
 from .errors import InputError
 from .modalities import MODALITIES
 from .models import GroundingGPTForCausalLM
+from .penalties import check_penalties, request_processors
 from .processor import GroundedOutput, GroundingGPTProcessor
 from .prompts import EVAL_PROMPTS
 from .stopping import StopStrings
@@ -63,6 +64,8 @@ class GenerationSettings:
     """Decoding settings shared by every front end.
 
     ``temperature == 0`` means greedy decoding (the evaluation default).
+    ``presence_penalty`` / ``frequency_penalty``: OpenAI's, on the answer's tokens
+    (:mod:`groundinggpt.penalties`).
     """
 
     max_new_tokens: int = 256
@@ -70,18 +73,26 @@ class GenerationSettings:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
 
     def generate_kwargs(self) -> dict[str, Any]:
         if self.max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ValueError(f"need temperature >= 0 and 0 < top_p <= 1, got {self.temperature}, {self.top_p}")
+        check_penalties(self.presence_penalty, self.frequency_penalty)
         kw: dict[str, Any] = {"max_new_tokens": self.max_new_tokens}
         if self.temperature > 0:
             kw.update(do_sample=True, temperature=self.temperature, top_p=self.top_p)
         else:
             kw.update(do_sample=False)
         return kw
+
+    def logits_processors(self, prompt_length: int) -> LogitsProcessorList | None:
+        """What these settings add to the generation config's processors (``None``: nothing);
+        ``prompt_length``: the prompt's columns (with padding) that the penalties skip."""
+        return request_processors(self.presence_penalty, self.frequency_penalty, prompt_length)
 
 
 class GroundingGPT:
@@ -203,6 +214,7 @@ class GroundingGPT:
         out = self.model.generate(
             **inputs, **settings.generate_kwargs(), eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
             streamer=streamer, stopping_criteria=StoppingCriteriaList(criteria) if criteria else None,
+            logits_processor=settings.logits_processors(inputs["input_ids"].shape[1]),
         )
         return [self.finish(row.tolist(), info, prompt_len, settings)
                 for row, info, prompt_len in zip(out[:, inputs["input_ids"].shape[1]:], prepared.media_info,

@@ -13,7 +13,8 @@ Request content parts understood (anything else is a 400):
 Paths (plain or ``file://``) must lie under the server's media root. Sampling fields
 honoured: ``temperature`` (default **0 = greedy**, unlike OpenAI's 1: grounding
 answers should be reproducible), ``top_p``, ``max_tokens`` / ``max_completion_tokens``,
-``stop``, ``seed``, ``n`` (1 only), ``stream``.
+``stop``, ``seed``, ``presence_penalty`` / ``frequency_penalty`` (OpenAI's, on the answer's
+tokens: :mod:`groundinggpt.penalties`), ``n`` (1 only), ``stream``.
 
 The grounding parsed from each answer travels in an extra field, in the user's frame
 (boxes relative to the original image, plus pixels; spans as fractions, plus seconds)::
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api import GenerationSettings, context_size
+from ..penalties import PENALTY_RANGE
 from ..processor import GroundedOutput
 from .errors import APIError
 from .media_sources import AUDIO_FORMATS, MediaResolver, b64decode_strict, check_duration, check_image
@@ -41,7 +43,7 @@ _URL_PARTS = {"image_url": "image", "video_url": "video", "audio_url": "audio"}
 _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 # Features a client may ask for that this model cannot provide: refusing beats ignoring.
 _UNSUPPORTED = ("tools", "functions", "tool_choice", "function_call", "audio", "modalities", "prediction",
-                "logit_bias", "presence_penalty", "frequency_penalty")
+                "logit_bias")
 # A stop string is matched by transformers through a table of vocabulary x its length:
 # a long one costs seconds and gigabytes for a single request.
 MAX_STOP_CHARS = 64
@@ -143,8 +145,15 @@ def parse_settings(body: dict[str, Any], limits: Limits) -> GenerationSettings:
     if any(len(s) > MAX_STOP_CHARS for s in stop):
         raise APIError(400, f"'stop' strings may have at most {MAX_STOP_CHARS} characters, got one of "
                             f"{max(len(s) for s in stop)}", param="stop", code="invalid_value")
+    penalties = {}
+    low, high = PENALTY_RANGE
+    for name in ("presence_penalty", "frequency_penalty"):
+        penalties[name] = float(_get(body, name, name, (int, float), 0.0))
+        if not low <= penalties[name] <= high:
+            raise APIError(400, f"'{name}' must be between {low:g} and {high:g}, got {penalties[name]}", param=name,
+                           code="invalid_value")
     return GenerationSettings(max_new_tokens=max_tokens, temperature=temperature, top_p=top_p,
-                              stop=tuple(stop), seed=seed)
+                              stop=tuple(stop), seed=seed, **penalties)
 
 
 def _media_part(part: dict[str, Any], kind_key: str, param: str, resolver: MediaResolver,

@@ -16,10 +16,12 @@ text-generation-inference's and vLLM's schedulers, written for transformers'
   an answer: a greedy answer is the one the request gets alone (the serve tests check it
   token for token against :meth:`GroundingGPT.generate`).
 
-Tokens are chosen per row exactly as ``generate`` does for one conversation: media
-placeholder ids suppressed, then greedy ``argmax`` or — for sampled requests —
-temperature, the generation config's top-k, top-p and a draw from the row's own generator
-seeded with the request's ``seed`` (so a seeded answer does not depend on its batch-mates).
+Tokens are chosen per row exactly as ``generate`` does for one conversation
+(:mod:`.row_sampling`): the logits processors ``generate`` would build for it — the
+generation config's (repetition penalty, n-gram blocking, min-p, ...), the request's
+temperature and top-p, media placeholders suppressed — then ``argmax`` or a draw from the
+row's own generator seeded with the request's ``seed`` (so a seeded answer does not depend
+on its batch-mates).
 Streaming, stop strings, cancellation and the answer's conversion use the same pieces as
 the API (:class:`~groundinggpt.streaming.AnswerStream`, :mod:`groundinggpt.stopping`,
 :meth:`GroundingGPT.finish`).
@@ -32,13 +34,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from transformers import TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
 
 from ..api import GenerationSettings, PreparedBatch
 from ..modalities import MODALITIES
 from ..stopping import TailStopMatcher
 from ..streaming import AnswerStream
+from .row_sampling import RowSampler, choose_tokens
 
 MEDIA_KEYS = tuple(m.raw_key for m in MODALITIES)
 
@@ -55,8 +56,7 @@ class Row:
     ids: list[int] = field(default_factory=list)
     stream: AnswerStream | None = None
     stops: TailStopMatcher | None = None
-    generator: torch.Generator | None = None
-    warpers: list[Any] = field(default_factory=list)
+    sampler: RowSampler | None = None
     done: bool = False
 
 
@@ -75,16 +75,6 @@ def collate(prepared: list[PreparedBatch], pad_id: int) -> dict[str, torch.Tenso
         if parts:
             batch[key] = torch.cat(parts)
     return batch
-
-
-def _sampling_top_k(config: Any) -> int | None:
-    """The top-k ``generate`` samples with: the model's generation config, else transformers'
-    global default (50 in transformers 5), which ``generate`` fills in for unset values."""
-    top_k = getattr(config, "top_k", None)
-    defaults = getattr(config, "_get_default_generation_params", None)
-    if top_k is None and callable(defaults):
-        top_k = defaults().get("top_k")
-    return top_k or None
 
 
 def _cache_of(out: Any) -> Any:
@@ -116,7 +106,6 @@ class RunningBatch:
         # As GroundingGPTForCausalLM.generate: the placeholders and the generation config's own.
         config_suppressed = getattr(self.model.generation_config, "suppress_tokens", None) or []
         self.suppressed = sorted({*self.model._media_token_ids(), *config_suppressed})
-        self.top_k = _sampling_top_k(self.model.generation_config)
         self.rows: list[Row] = []
         self.cache: Any = None
         self.mask: torch.Tensor | None = None   # [B, T]: which cached positions are real
@@ -149,16 +138,9 @@ class RunningBatch:
         if row.on_text is not None:
             row.stream = AnswerStream(processor, row.prepared.media_info[0], s.stop)
             row.on_text("")  # generation has started (the prompt and its media went through)
-        if s.temperature > 0:
-            row.generator = torch.Generator(device=self.engine.device)
-            if s.seed is not None:
-                row.generator.manual_seed(s.seed)
-            else:
-                row.generator.seed()
-            top_k = self.top_k
-            row.warpers = [w for w, use in ((TemperatureLogitsWarper(s.temperature), s.temperature != 1.0),
-                                            (TopKLogitsWarper(top_k) if top_k else None, bool(top_k)),
-                                            (TopPLogitsWarper(s.top_p), s.top_p < 1.0)) if use]
+        inputs = row.prepared.inputs
+        prompt = inputs["input_ids"][0][inputs["attention_mask"][0].bool()]  # one conversation: no padding
+        row.sampler = RowSampler(self.engine, s, prompt.to(self.engine.device), self.suppressed)
 
     def _join(self, cache: Any, mask: torch.Tensor, tokens: torch.Tensor, pos: torch.Tensor, rows: list[Row]) -> None:
         if not self.rows:
@@ -186,23 +168,14 @@ class RunningBatch:
         return self._advance(self.rows, self.last)
 
     def _choose(self, logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
-        scores = logits.float()
-        scores[:, self.suppressed] = float("-inf")  # a placeholder would have no medium behind it
-        tokens = scores.argmax(dim=-1)
-        for i, row in enumerate(rows):
-            if row.generator is None:
-                continue
-            s = scores[i:i + 1]
-            for warper in row.warpers:  # these warpers read only the scores
-                s = warper(None, s)
-            tokens[i] = torch.multinomial(F.softmax(s, dim=-1), 1, generator=row.generator)[0, 0]
-        return tokens
+        return choose_tokens(logits, [row.sampler for row in rows], self.suppressed)
 
     def _advance(self, rows: list[Row], tokens: torch.Tensor) -> list[Row]:
         """Give each of ``rows`` its new token; finished rows leave the batch and are returned."""
         finished = []
         for row, token in zip(rows, tokens.tolist(), strict=True):
             row.ids.append(token)
+            row.sampler.push(token)
             if row.stream is not None:
                 piece = row.stream.push(token)
                 if piece:

@@ -192,7 +192,8 @@ def make_worker(engine: Any, scheduler: str = "continuous", max_batch: int = 8, 
     ``continuous`` (default): :class:`~.continuous.ContinuousWorker` — media prepared by a
     thread pool, rows joining and leaving the running batch between tokens. It drives the
     engine's model itself, so an engine that replaces ``GroundingGPT.generate`` (a scripted
-    test engine, a wrapper) is answered through its own ``generate`` by the static batcher.
+    test engine, a wrapper) is answered through its own ``generate`` by the static batcher;
+    so is a model whose generation config asks for beam search, which only ``generate`` does.
     ``static``: :class:`InferenceWorker`, the micro-batcher above (the baseline of
     ``bench/serve_load.py``). An engine with its own ``make_worker`` (the vLLM engine,
     which does its own scheduling) gets its own worker whatever the scheduler.
@@ -204,7 +205,12 @@ def make_worker(engine: Any, scheduler: str = "continuous", max_batch: int = 8, 
         return own(max_batch=max_batch, max_queue=max_queue, media_workers=media_workers)
     if scheduler not in SCHEDULERS:
         raise ValueError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {scheduler!r}")
-    if scheduler == "continuous" and isinstance(engine, GroundingGPT) and type(engine).generate is GroundingGPT.generate:
+    own_generate = isinstance(engine, GroundingGPT) and type(engine).generate is GroundingGPT.generate
+    beams = (getattr(getattr(engine, "model", None), "generation_config", None) and
+             engine.model.generation_config.num_beams) or 1
+    if scheduler == "continuous" and beams > 1:
+        log.info("the generation config asks for beam search (num_beams=%d): static scheduler", beams)
+    if scheduler == "continuous" and own_generate and beams == 1:
         from .continuous import ContinuousWorker
 
         return ContinuousWorker(engine, max_batch=max_batch, max_queue=max_queue, media_workers=media_workers)

@@ -56,7 +56,7 @@ class VLLMEngine:
                  generation_config: Any = None, max_num_seqs: int = 8):
         from vllm import SamplingParams
 
-        from ..running_batch import _sampling_top_k
+        from ..row_sampling import sampling_top_k
 
         self.folder = Path(folder)
         self.llm = llm
@@ -68,7 +68,7 @@ class VLLMEngine:
         suppressed |= set(getattr(generation_config, "suppress_tokens", None) or [])
         vocab = config.text_config.vocab_size
         self._allowed = [i for i in range(vocab) if i not in suppressed]
-        self._top_k = _sampling_top_k(generation_config) if generation_config is not None else None
+        self._top_k = sampling_top_k(generation_config) if generation_config is not None else None
         self._worker: Any = None
         self._tmp: Any = None  # the folder of a preset, removed with the engine
 
@@ -128,6 +128,7 @@ class VLLMEngine:
         return self._params(
             max_tokens=settings.max_new_tokens, temperature=settings.temperature if sampled else 0.0,
             top_p=settings.top_p if sampled else 1.0, top_k=(self._top_k or 0) if sampled else 0,
+            presence_penalty=settings.presence_penalty, frequency_penalty=settings.frequency_penalty,
             seed=settings.seed, stop_token_ids=[self.processor.tokenizer.eos_token_id],
             allowed_token_ids=self._allowed, detokenize=False, skip_special_tokens=False)
 
