@@ -21,24 +21,12 @@ from groundinggpt.penalties import PresenceFrequencyPenalty, request_processors
 from groundinggpt.serve.running_batch import Row, RunningBatch
 from groundinggpt.serve.worker import InferenceWorker, make_worker
 
-from conftest import make_image
-from test_serve_support import chatty_tiny
+from test_serve_continuous import CONVS as SERVE_CONVS
+from test_serve_continuous import gg  # noqa: F401 - the chatty tiny model, one per module
 
 pytestmark = pytest.mark.timeout(600)
 
-
-@pytest.fixture(scope="module")
-def gg():
-    return chatty_tiny()
-
-
-def user(content):
-    return [{"role": "user", "content": content}]
-
-
-CONVS = [user("Tell me about cats"),
-         user([{"type": "image", "image": make_image(90, 60)}, {"type": "text", "text": "Where is the red box?"}]),
-         user("Where is the dog? Please answer at length.")]
+CONVS = SERVE_CONVS[:3]  # text, an image, a long text
 GREEDY = [GenerationSettings(max_new_tokens=n) for n in (16, 12, 20)]
 SAMPLED = [GenerationSettings(max_new_tokens=n, temperature=0.9, top_p=0.95, seed=s) for n, s in ((16, 1), (12, 2), (20, 3))]
 
