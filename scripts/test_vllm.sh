@@ -20,5 +20,5 @@ if ! "$VENV/bin/python" -c "import vllm" >/dev/null 2>&1; then
   "$VENV/bin/pip" install -q "$PACKAGE"
 fi
 "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
-"$VENV/bin/pip" install -q -e ".[serve]" pytest pytest-timeout
+"$VENV/bin/pip" install -q -e ".[serve]" pytest pytest-timeout hypothesis  # what tests/conftest.py imports
 VLLM_ENABLE_V1_MULTIPROCESSING=0 "$VENV/bin/python" -m pytest -q tests/test_serve_vllm.py -rs "$@"

@@ -118,19 +118,24 @@ class ContinuousWorker:
         self._ready.put(job)
 
     # ---- the inference thread -------------------------------------------------------------
+    def _take_ready(self, block: bool) -> list[Any]:
+        """Every prepared request (or stop signal) queued so far; first waits for one if ``block``."""
+        items = []
+        try:
+            items.append(self._ready.get(block=block))
+            while True:
+                items.append(self._ready.get_nowait())
+        except queue.Empty:
+            pass
+        return items
+
     def _run(self) -> None:
         batch = RunningBatch(self.engine)
         waiting: deque[Job] = deque()
         stopping = False
         while not stopping:
-            items = []
-            try:  # wait only when there is nothing to do; then take everything that is ready
-                items.append(self._ready.get(block=not batch.rows and not waiting))
-                while True:
-                    items.append(self._ready.get_nowait())
-            except queue.Empty:
-                pass
-            for item in items:
+            # wait only when there is nothing to do; then take everything that is ready
+            for item in self._take_ready(block=not batch.rows and not waiting):
                 if item is _STOP:
                     stopping = True
                 else:

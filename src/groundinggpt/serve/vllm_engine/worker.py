@@ -19,23 +19,16 @@ from __future__ import annotations
 
 import itertools
 import logging
-import queue
-import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from concurrent.futures import Future
 from typing import Any
 
-from ...api import GenerationSettings
 from ...stopping import TailStopMatcher
 from ...streaming import AnswerStream
-from ..media_pool import MediaPool
-from ..worker import Job, QueueFull
+from ..continuous import _STOP, ContinuousWorker, _fail
+from ..worker import Job
 
 log = logging.getLogger("groundinggpt.serve")
-
-_STOP = object()
 
 
 @dataclass(eq=False)
@@ -48,119 +41,50 @@ class _Answer:
     ids: list[int] = field(default_factory=list)
 
 
-class VLLMWorker:
+class VLLMWorker(ContinuousWorker):
     """Answers requests through a vLLM engine; :meth:`submit` returns a future per request.
+
+    The callers' side (``submit``, ``abandon``, ``close``, the media pool, ``QueueFull``) is
+    the continuous worker's; the inference thread drives vLLM instead of a running batch.
 
     Args:
         engine: a :class:`~.engine.VLLMEngine` (``prepare`` / ``finish`` / ``stop_strings``
             and the three calls above).
         max_queue: the most requests waiting to be handed to vLLM; beyond,
-            :meth:`submit` raises :class:`QueueFull` (vLLM's own ``max_num_seqs``
+            :meth:`submit` raises :class:`~groundinggpt.serve.worker.QueueFull` (vLLM's own ``max_num_seqs``
             bounds the rows running at once).
         media_workers: threads preparing requests (decoding their media) at once.
     """
 
     def __init__(self, engine: Any, max_queue: int = 64, media_workers: int = 2):
-        self.engine = engine
-        self.max_queue = max_queue
-        self.pool = MediaPool(engine.prepare, workers=media_workers)
-        self._ready: queue.Queue = queue.Queue()
-        self._lock = threading.Lock()
-        self._waiting = 0
-        self._open: dict[int, Job] = {}
-        self._ids = itertools.count()
-        self._thread = threading.Thread(target=self._run, name="groundinggpt-vllm", daemon=True)
-        self._thread.start()
-
-    # ---- the callers' side ----------------------------------------------------------------
-    def submit(self, messages: list[dict[str, Any]], settings: GenerationSettings,
-               on_text: Callable[[str], None] | None = None) -> Future:
-        """Queue one conversation; ``on_text`` (optional) streams its answer."""
-        job = Job(messages, settings, on_text)
-        job.future.job = job
-        try:
-            settings.generate_kwargs()  # bad settings fail their request, as generate() would
-        except ValueError as e:
-            job.future.set_exception(e)
-            return job.future
-        with self._lock:
-            if self._waiting >= self.max_queue:
-                raise QueueFull(f"{self.max_queue} requests are already waiting")
-            self._waiting += 1
-            self._open[id(job)] = job
-        job.future.add_done_callback(lambda _: self._forget(job))
-        self.pool.submit(messages, lambda prepared, error: self._prepared(job, prepared, error),
-                         skip=job.future.cancelled)
-        return job.future
+        self._ids = itertools.count()  # before the thread starts (the base class starts it)
+        super().__init__(engine, max_queue=max_queue, media_workers=media_workers)
 
     @property
     def alive(self) -> bool:
         """Its inference thread runs (not closed)."""
         return self._thread.is_alive()
 
-    def abandon(self, future: Future) -> None:
-        """The client is gone: drop the request if it still waits, or end its answer at the next token."""
-        future.cancel()
-        future.job.abandoned.set()
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._ready.put(_STOP)
-        self._thread.join(timeout)
-        self.pool.close()
-        with self._lock:
-            left = list(self._open.values())
-        for job in left:
-            _fail(job, RuntimeError("server shutting down"))
-
-    def _forget(self, job: Job) -> None:
-        with self._lock:
-            self._open.pop(id(job), None)
-
-    def _settled(self) -> None:
-        with self._lock:
-            self._waiting -= 1
-
-    def _prepared(self, job: Job, prepared: Any, error: BaseException | None) -> None:
-        if prepared is None:
-            self._settled()
-            if error is None:
-                job.future.cancel()
-            elif job.future.set_running_or_notify_cancel():
-                job.future.set_exception(error)
-            return
-        job.prepared = prepared
-        self._ready.put(job)
-
     # ---- the inference thread -------------------------------------------------------------
     def _run(self) -> None:
         running: dict[str, _Answer] = {}
         stopping = False
         while not stopping:
-            items = []
-            try:  # wait only when vLLM has nothing to do
-                items.append(self._ready.get(block=not running))
-                while True:
-                    items.append(self._ready.get_nowait())
-            except queue.Empty:
-                pass
-            for item in items:
+            for item in self._take_ready(block=not running):  # waits only when vLLM has nothing to do
                 if item is _STOP:
                     stopping = True
-                    break
+                    continue
                 self._settled()
-                self._add(item, running)
-            if stopping:
-                break
-            if running:
+                if stopping:
+                    _fail(item, RuntimeError("server shutting down"))
+                else:
+                    self._add(item, running)
+            if running and not stopping:
                 self._step(running)
         for rid, answer in running.items():
             self._abort(rid)
             _fail(answer.job, RuntimeError("server shutting down"))
-        while True:
-            try:
-                item = self._ready.get_nowait()
-            except queue.Empty:
-                break
+        for item in self._take_ready(block=False):
             if item is not _STOP:
                 self._settled()
                 _fail(item, RuntimeError("server shutting down"))
@@ -235,10 +159,3 @@ class VLLMWorker:
         except Exception:  # noqa: BLE001 - already finished on vLLM's side
             log.debug("abort of %s ignored", rid, exc_info=True)
 
-
-def _fail(job: Job, error: BaseException) -> None:
-    if not job.future.done():
-        try:
-            job.future.set_exception(error)
-        except Exception:  # noqa: BLE001
-            pass
