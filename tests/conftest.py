@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import io
 
-import av
-import numpy as np
-import pytest
-import soundfile as sf
-import torch
-from hypothesis import settings
-from PIL import Image, ImageDraw
+# Before anything loads torch: OpenMP's PASSIVE wait policy, as every groundinggpt command
+# sets it (groundinggpt.openmp_policy says why). Importing torch here first left the whole
+# test process with spinning OpenMP threads: on a loaded 2-core machine one forward and
+# backward of the tiny model took ~7 CPU s with 2 spinning threads and ~0.5 s with PASSIVE.
+from groundinggpt.openmp_policy import prefer_passive_wait
+
+prefer_passive_wait()
+
+import av  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
+from hypothesis import settings  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 #: Hypothesis fails an example that takes over 200 ms by default. On a loaded machine an
 #: example can wait that long for a CPU (test_span_round_trip failed so, at 398 ms once and

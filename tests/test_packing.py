@@ -62,8 +62,6 @@ def _loss_and_grads(model, batch):
     return out.loss.detach(), grads
 
 
-# slow: a forward and backward of the tiny model on six mixed-media samples, padded and packed (~7-20 CPU s)
-@pytest.mark.slow
 @pytest.mark.parametrize("max_tokens", [None, "two-rows"])
 def test_packed_loss_and_gradients_equal_the_padded_batch(model_and_processor, items, max_tokens):
     model, processor = model_and_processor
@@ -94,8 +92,6 @@ def test_packed_loss_and_gradients_equal_the_padded_batch(model_and_processor, i
         torch.testing.assert_close(grads_b[name], grads_a[name], rtol=0, atol=1e-5, msg=name)
 
 
-# slow: a forward and backward of the tiny model on six mixed-media samples, padded and packed (~7-20 CPU s)
-@pytest.mark.slow
 def test_each_packed_sample_sees_only_itself(model_and_processor, items):
     """Per-sample logits in a packed row equal the sample's logits alone (no attention across samples)."""
     model, processor = model_and_processor
@@ -124,8 +120,6 @@ def test_position_ids_restart_per_sample_and_for_the_padded_tail(model_and_proce
         assert (packed["labels"][r, len(want):] == -100).all()
 
 
-# slow: a forward and backward of the tiny model on six mixed-media samples, padded and packed (~7-20 CPU s)
-@pytest.mark.slow
 def test_rows_folded_for_flash_attention_give_the_same_loss(model_and_processor, items, monkeypatch):
     """The one-row layout FlashAttention-2's varlen kernel gets, checked here under SDPA."""
     model, processor = model_and_processor
